@@ -1,0 +1,2 @@
+//! Criterion benchmarks of one wait + dispatch per selector implementation (placeholder until written).
+fn main() {}

@@ -1,0 +1,216 @@
+//! The `epoll(7)` backend: the interest set lives in the kernel, which queues ready fds as their state
+//! changes, so a wait costs in proportion to the ready fds, not the registered ones. Part of the OS
+//! boundary (`sys`).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use super::fd::{self, cvt};
+use super::{Backend, Capabilities};
+use crate::selector::{Event, Interest, Ready, Trigger};
+
+/// Whether `epoll_pwait2(2)` (Linux 5.11, nanosecond timeouts) works here: probed once per process.
+static PWAIT2: AtomicU8 = AtomicU8::new(PWAIT2_UNKNOWN);
+const PWAIT2_UNKNOWN: u8 = 0;
+const PWAIT2_YES: u8 = 1;
+const PWAIT2_NO: u8 = 2;
+
+/// The epoll backend: one epoll instance and the buffer `epoll_wait` fills.
+#[derive(Debug)]
+pub(crate) struct EpollBackend {
+    epoll: OwnedFd,
+    /// Zero-initialised once, then overwritten by the kernel; grows only when `max_events` does.
+    buffer: Vec<libc::epoll_event>,
+    pwait2: bool,
+}
+
+/// The `events` bits for an interest and trigger. RDHUP is asked for whenever reading is, and on edge
+/// and oneshot entries; a level-triggered write-only entry leaves it out, or a peer's shutdown would
+/// wake a writer waiting for buffer space over and over.
+fn epoll_bits(interest: Interest, trigger: Trigger) -> u32 {
+    let mut bits = 0;
+    if interest.is_readable() {
+        bits |= libc::EPOLLIN | libc::EPOLLRDHUP;
+    }
+    if interest.is_writable() {
+        bits |= libc::EPOLLOUT;
+    }
+    if interest.is_priority() {
+        bits |= libc::EPOLLPRI;
+    }
+    match trigger {
+        Trigger::Level => {}
+        Trigger::Edge => bits |= libc::EPOLLET | libc::EPOLLRDHUP,
+        Trigger::Oneshot => bits |= libc::EPOLLONESHOT | libc::EPOLLRDHUP,
+    }
+    bits as u32
+}
+
+fn ready_from(events: u32) -> Ready {
+    const TABLE: [(libc::c_int, Ready); 6] = [
+        (libc::EPOLLIN, Ready::READABLE),
+        (libc::EPOLLOUT, Ready::WRITABLE),
+        (libc::EPOLLERR, Ready::ERROR),
+        (libc::EPOLLHUP, Ready::HUP),
+        (libc::EPOLLRDHUP, Ready::READ_CLOSED),
+        (libc::EPOLLPRI, Ready::PRIORITY),
+    ];
+    let mut ready = Ready::EMPTY;
+    for (bit, flag) in TABLE {
+        if events & bit as u32 != 0 {
+            ready = ready | flag;
+        }
+    }
+    ready
+}
+
+impl EpollBackend {
+    pub(crate) fn new() -> io::Result<EpollBackend> {
+        // SAFETY: epoll_create1 takes no pointers; EPOLL_CLOEXEC is a valid flag.
+        let raw = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
+        let epoll = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut backend = EpollBackend {
+            epoll,
+            buffer: Vec::new(),
+            pwait2: false,
+        };
+        backend.pwait2 = match PWAIT2.load(Ordering::Relaxed) {
+            PWAIT2_YES => true,
+            PWAIT2_NO => false,
+            _ => {
+                // ENOSYS: kernel before 5.11 or valgrind; EPERM: a seccomp filter. Either way fall
+                // back to epoll_wait and its millisecond timeouts.
+                let mut probe = [libc::epoll_event { events: 0, u64: 0 }];
+                let works = pwait2(raw, &mut probe, Some(Duration::ZERO)).is_ok();
+                PWAIT2.store(
+                    if works { PWAIT2_YES } else { PWAIT2_NO },
+                    Ordering::Relaxed,
+                );
+                works
+            }
+        };
+        Ok(backend)
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, bits: u32) -> io::Result<()> {
+        let mut event = libc::epoll_event {
+            events: bits,
+            u64: fd as u64,
+        };
+        // SAFETY: `event` is a live epoll_event; the kernel only reads it (and ignores it for DEL).
+        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut event) }).map(drop)
+    }
+}
+
+/// `epoll_pwait2` with a nanosecond timeout and no signal mask, through syscall(2) so it works with a C
+/// library that lacks the wrapper. Fills at most `buffer.len()` entries.
+fn pwait2(
+    epoll: RawFd,
+    buffer: &mut [libc::epoll_event],
+    timeout: Option<Duration>,
+) -> io::Result<usize> {
+    let timespec = timeout.map(|timeout| libc::timespec {
+        tv_sec: timeout.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    });
+    let timespec_ptr = timespec.as_ref().map_or(ptr::null(), |ts| ts as *const _);
+    let max_events = buffer.len().min(libc::c_int::MAX as usize) as libc::c_int;
+    // SAFETY: the buffer is live and writable for `max_events` entries, timespec_ptr is null or a live
+    // timespec, and a null sigmask means "keep the current mask" (its size argument is then ignored).
+    let ready = unsafe {
+        libc::syscall(
+            libc::SYS_epoll_pwait2,
+            epoll,
+            buffer.as_mut_ptr(),
+            max_events,
+            timespec_ptr,
+            ptr::null::<libc::sigset_t>(),
+            8 as libc::size_t,
+        )
+    };
+    Ok(cvt(ready)? as usize)
+}
+
+impl Backend for EpollBackend {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            edge: true,
+            native_oneshot: true,
+            fd_limit: None,
+            resolution: if self.pwait2 {
+                Duration::from_nanos(1)
+            } else {
+                Duration::from_millis(1)
+            },
+        }
+    }
+
+    fn add(&mut self, fd: RawFd, interest: Interest, trigger: Trigger) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, epoll_bits(interest, trigger))
+    }
+
+    fn modify(&mut self, fd: RawFd, interest: Interest, trigger: Trigger) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, epoll_bits(interest, trigger))
+    }
+
+    fn remove(&mut self, fd: RawFd) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0)
+    }
+
+    fn disarm(&mut self, _fd: RawFd) {
+        // EPOLLONESHOT disarms in the kernel.
+    }
+
+    fn wait(
+        &mut self,
+        events: &mut Vec<Event>,
+        max_events: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let max_events = max_events.clamp(1, libc::c_int::MAX as usize);
+        if self.buffer.len() < max_events {
+            self.buffer
+                .resize(max_events, libc::epoll_event { events: 0, u64: 0 });
+        }
+        let ready = if self.pwait2 {
+            pwait2(
+                self.epoll.as_raw_fd(),
+                &mut self.buffer[..max_events],
+                timeout,
+            )?
+        } else {
+            let timeout_ms = match timeout {
+                None => -1,
+                Some(timeout) => timeout
+                    .as_nanos()
+                    .div_ceil(1_000_000)
+                    .min(libc::c_int::MAX as u128) as libc::c_int,
+            };
+            // SAFETY: the buffer holds at least `max_events` initialised entries for the kernel to
+            // overwrite.
+            let ready = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    self.buffer.as_mut_ptr(),
+                    max_events as libc::c_int,
+                    timeout_ms,
+                )
+            };
+            cvt(ready)? as usize
+        };
+        events.extend(
+            self.buffer[..ready]
+                .iter()
+                .map(|event| Event::new(event.u64 as RawFd, ready_from(event.events))),
+        );
+        Ok(())
+    }
+
+    fn close(self) -> io::Result<()> {
+        fd::close(self.epoll)
+    }
+}
