@@ -4,13 +4,14 @@
 //!
 //! Cases that depend on which number the kernel hands out next hold the fd budget exclusively.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use iomux::selector::{BackendKind, Error, Events, Interest, Ready, Selector, Trigger};
 
 use crate::util::{
-    HANG_GUARD, QUIET, drain, expect_quiet, expect_ready, selector, send, socketpair, timed, wait,
+    HANG_GUARD, QUIET, drain, expect_quiet, expect_ready, next_fd_number, selector, send,
+    socketpair, timed, wait,
 };
 
 for_each_backend!(close_and_drop_leave_registered_fds_open);
@@ -41,14 +42,6 @@ fn close_and_drop_leave_registered_fds_open(kind: BackendKind) {
         send(&a, b"still open");
         assert_eq!(drain(&b), b"still open");
     }
-}
-
-/// The lowest fd number free right now (the one the kernel hands out next).
-fn next_fd_number() -> RawFd {
-    let (probe, _) = socketpair();
-    let number = probe.as_raw_fd();
-    drop(probe);
-    number
 }
 
 /// An fd closed while registered: select and poll report it `INVALID` on every wait, under its key;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use iomux::selector::{BackendKind, Error, Events, Interest, Ready, Selector, WakerKind};
 
-use crate::util::{HANG_GUARD, QUIET, expect_quiet, socketpair, timed, wait};
+use crate::util::{HANG_GUARD, QUIET, expect_quiet, next_fd_number, os, socketpair, timed, wait};
 
 for_each_backend!(
     wakes_a_blocked_wait_from_another_thread,
@@ -23,6 +23,7 @@ for_each_backend!(
     waker_of_a_closed_selector_is_selector_closed,
     waker_of_a_dropped_selector_is_selector_closed,
 );
+for_each_backend!(exclusive: registering_the_waker_fd_is_already_registered);
 
 /// Both kernel objects a waker can use, each case runs over both.
 const WAKER_KINDS: [WakerKind; 2] = [WakerKind::EventFd, WakerKind::Pipe];
@@ -217,5 +218,29 @@ fn waker_of_a_dropped_selector_is_selector_closed(kind: BackendKind) {
         drop(selector);
         assert!(matches!(waker.wake(), Err(Error::SelectorClosed)));
         assert!(matches!(waker.wake(), Err(Error::SelectorClosed)));
+    }
+}
+
+/// The waker's fd is registered internally: handing its number to `register` is `AlreadyRegistered`
+/// (not a second entry for the same fd), and the waker keeps working.
+fn registering_the_waker_fd_is_already_registered(kind: BackendKind) {
+    for waker_kind in WAKER_KINDS {
+        let mut selector = selector_with::<()>(kind, waker_kind);
+        let mut events = Events::with_capacity(8);
+        // Under the exclusive fd budget the waker's fd (the eventfd, or the pipe's read end, made
+        // first) takes the lowest free number.
+        let number = next_fd_number();
+        let waker = selector.waker().unwrap();
+        let err =
+            os::with_borrowed(number, |fd| selector.register(fd, Interest::READ, ())).unwrap_err();
+        assert!(
+            matches!(err, Error::AlreadyRegistered { fd } if fd == number),
+            "{kind}/{waker_kind:?}: {err:?}"
+        );
+        assert!(selector.is_empty());
+        waker.wake().unwrap();
+        wait(&mut selector, &mut events, Some(HANG_GUARD));
+        assert!(events.is_woken());
+        expect_quiet(&mut selector, &mut events, QUIET);
     }
 }

@@ -8,7 +8,7 @@ pub mod os;
 use std::collections::BTreeMap;
 use std::io::{self, PipeReader, PipeWriter, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Once, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -53,6 +53,14 @@ pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
 #[track_caller]
 pub fn selector<T>(kind: BackendKind) -> Selector<T> {
     Selector::with_backend(kind).unwrap_or_else(|err| panic!("creating a {kind} selector: {err}"))
+}
+
+/// The lowest fd number free right now: the one the kernel hands out next. Meaningful only under
+/// the [`exclusive`] fd budget.
+#[track_caller]
+pub fn next_fd_number() -> RawFd {
+    let (probe, _) = socketpair();
+    probe.as_raw_fd()
 }
 
 /// A connected, non-blocking Unix stream socketpair.

@@ -108,6 +108,20 @@ pub fn closed_fd(fd: RawFd) -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
+/// Calls `f` with `fd` borrowed: for an fd this case cannot reach as an owned object (one the selector
+/// owns, like its waker's), so it can hand that number to `register`.
+///
+/// The caller keeps the fd's owner alive and the fd open until `f` returns.
+///
+/// # Panics
+/// If `fd` is not open.
+pub fn with_borrowed<R>(fd: RawFd, f: impl FnOnce(BorrowedFd<'_>) -> R) -> R {
+    assert!(fd >= 0 && is_open(fd), "fd {fd} must be open");
+    // SAFETY: the fd is open (checked above) and its owner, kept alive by the caller, closes it only
+    // after `f` has returned and the borrow has ended.
+    f(unsafe { BorrowedFd::borrow_raw(fd) })
+}
+
 /// Whether `epoll_pwait2(2)` is usable here: called with an invalid epoll fd it fails with EBADF when
 /// the kernel has it, and with ENOSYS (old kernel, valgrind) or EPERM (seccomp) when not.
 pub fn epoll_pwait2_available() -> bool {
