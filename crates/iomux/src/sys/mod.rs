@@ -99,7 +99,7 @@ impl FromStr for BackendKind {
     }
 }
 
-/// What a backend can do, reported by [`Backend::capabilities`].
+/// What a backend can do, reported by [`Selector::capabilities`](crate::selector::Selector::capabilities).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     /// Edge triggering is native (never emulated: on select and poll it is refused).
