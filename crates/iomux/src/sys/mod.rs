@@ -101,7 +101,7 @@ impl FromStr for BackendKind {
     }
 }
 
-/// What a backend can do, reported by [`Backend::capabilities`].
+/// What a backend can do, reported by its `capabilities()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     /// Edge triggering is native (never emulated: on select and poll it is refused).
