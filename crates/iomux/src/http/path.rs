@@ -368,6 +368,57 @@ mod tests {
         assert_eq!(out, b"caf\xe9");
     }
 
+    /// Opens `name` under `root` and says what came of it.
+    fn open(root: &Root, name: &str) -> Result<String, String> {
+        let mut path = name.as_bytes().to_vec();
+        let result = root.open_file(&mut path, OpenKind::Read);
+        assert_eq!(path, name.as_bytes(), "the path is left as it was");
+        let file = result.map_err(|error| format!("{error:?}"))?;
+        std::io::read_to_string(file).map_err(|error| format!("read: {error}"))
+    }
+
+    #[test]
+    fn both_open_paths_confine_links_the_same_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let root_path = base.join("root");
+        std::fs::create_dir_all(root_path.join("d")).unwrap();
+        std::fs::write(base.join("secret"), "secret").unwrap();
+        std::fs::write(root_path.join("d/file"), "file").unwrap();
+        std::os::unix::fs::symlink("d/file", root_path.join("rel")).unwrap();
+        std::os::unix::fs::symlink(root_path.join("d/file"), root_path.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../secret", root_path.join("out")).unwrap();
+        std::os::unix::fs::symlink(base.join("secret"), root_path.join("out-abs")).unwrap();
+        std::os::unix::fs::symlink("..", root_path.join("d/up")).unwrap();
+
+        let kernel = Root::open(&root_path, false).unwrap();
+        // The path-based fallback used where openat2 is missing.
+        let fallback = Root {
+            dir: File::open(&root_path).unwrap(),
+            canonical: root_path.clone(),
+            beneath: false,
+            follow_symlinks: false,
+        };
+        for root in [&kernel, &fallback] {
+            assert_eq!(open(root, "d/file").unwrap(), "file");
+            assert_eq!(open(root, "rel").unwrap(), "file");
+            assert_eq!(open(root, "abs").unwrap(), "file");
+            assert_eq!(open(root, "d/up/rel").unwrap(), "file");
+            assert_eq!(open(root, "out").unwrap_err(), "OutsideRoot");
+            assert_eq!(open(root, "out-abs").unwrap_err(), "OutsideRoot");
+            assert_eq!(open(root, "d/up/out").unwrap_err(), "OutsideRoot");
+            assert_eq!(open(root, "missing").unwrap_err(), "NotFound");
+            assert_eq!(open(root, "d/file/x").unwrap_err(), "NotFound");
+            assert!(
+                open(root, "").is_err(),
+                "the root is a directory, not readable text"
+            );
+        }
+        let follow = Root::open(&root_path, true).unwrap();
+        assert_eq!(open(&follow, "out").unwrap(), "secret");
+        assert_eq!(open(&follow, "out-abs").unwrap(), "secret");
+    }
+
     #[test]
     fn encoding_round_trips_through_resolve() {
         let names: [&[u8]; 5] = [b"a b", b"%2e", b"x?y#z", b"caf\xe9/sub", b"a:b"];

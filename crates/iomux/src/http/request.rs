@@ -183,7 +183,7 @@ impl<'b> Request<'b> {
     /// list).
     pub fn if_none_match(&self) -> impl Iterator<Item = &'b [u8]> + use<'b> {
         let single = (self.if_none_match_lines == 1).then_some(self.if_none_match);
-        let many = (self.if_none_match_lines > 1).then(|| FieldLines {
+        let many = (self.if_none_match_lines > 1).then_some(FieldLines {
             rest: self.head,
             name: b"if-none-match",
         });
