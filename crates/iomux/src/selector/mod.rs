@@ -95,7 +95,7 @@ pub struct Selector<T> {
 ///
 /// ```
 /// use iomux::selector::{BackendKind, Selector, WakerKind};
-/// let selector = Selector::<u32>::builder()
+/// let selector: Selector<u32> = Selector::<u32>::builder()
 ///     .backend(BackendKind::Poll)
 ///     .waker(WakerKind::Pipe)
 ///     .build()?;
