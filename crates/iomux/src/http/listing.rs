@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 
 use super::conditional::Validators;
 use super::path::{Root, push_encoded};
-use super::response::push_http_date;
+use super::response::{push_decimal, push_http_date};
 use super::{Config, Error};
 use crate::sys::fs::{OpenKind, read_dir};
 
@@ -109,7 +109,7 @@ pub(crate) fn write(
             out.extend_from_slice(b"/</a></td><td>-");
         } else {
             out.extend_from_slice(b"</a></td><td>");
-            out.extend_from_slice(entry.size.to_string().as_bytes());
+            push_decimal(out, entry.size);
         }
         out.extend_from_slice(b"</td><td>");
         push_http_date(out, entry.modified);

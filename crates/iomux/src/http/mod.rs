@@ -12,7 +12,8 @@
 //! 3. Drop the request's [`head_len`](Request::head_len) bytes and its
 //!    [`body_len`](Request::body_len) body bytes (read and discarded) from the input, and go on with
 //!    the next pipelined request if [`Response::keep_alive`]; otherwise close once the response is
-//!    written.
+//!    written (after a rejected request unread bytes may remain: shut down the write side and drain
+//!    briefly before closing, or the kernel's reset can destroy the response in flight).
 //!
 //! ```
 //! use iomux::http::{parse, Body, Config, Parse, Site};
