@@ -15,6 +15,8 @@ use crate::selector::{Event, Interest, Trigger};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod epoll;
 pub mod fd;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod fs;
 pub(crate) mod notify;
 pub(crate) mod poll;
 pub(crate) mod select;
