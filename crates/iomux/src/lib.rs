@@ -5,7 +5,12 @@
 //!    fds with an interest and your data, wait, and get back what is ready. Level, edge and oneshot
 //!    triggering; a waker for other threads. The system calls themselves live in a private `sys`
 //!    module, the only place with `unsafe`.
-//!
+//! 2. [`event_loop`] — the callback model (the seeds' `sel.register(sock, EVENT_READ, accept)`, and
+//!    asyncio's loop): an [`EventLoop`](event_loop::EventLoop) over any selector backend that owns each
+//!    registered source with its handler (a closure, or your own statically dispatched type) and calls
+//!    it when the source is ready; `call_soon`; cancelable timers on an indexed heap; `SIGINT` /
+//!    `SIGTERM` as ordinary callbacks; a `Send` handle to queue work and stop the loop from other
+//!    threads; `run`, `run_until` and `stop`.
 //! 4. Servers: [`http`] — the protocol core of `iomux http`, an HTTP/1.1 static file server (RFC 9110,
 //!    RFC 9112): request heads parsed with limits (414, 431, 400), paths confined to the document root
 //!    (percent-decoded once, `..` resolved lexically, symbolic links checked by the kernel with
@@ -17,6 +22,7 @@
 
 #![cfg(unix)]
 
+pub mod event_loop;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub mod http;
 pub mod selector;

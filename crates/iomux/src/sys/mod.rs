@@ -20,6 +20,7 @@ pub(crate) mod fs;
 pub(crate) mod notify;
 pub(crate) mod poll;
 pub(crate) mod select;
+pub(crate) mod signal;
 
 /// A readiness mechanism of the operating system.
 ///
