@@ -17,8 +17,6 @@ pub(crate) struct Shared<H> {
     /// Set when a callback is queued, cleared by the loop when it takes the queue: lets the loop skip
     /// the lock, and a handle skip the wake-up while one is already on its way.
     pending: AtomicBool,
-    /// Set by [`Handle::stop`]; consumed by `run` and `run_until`.
-    stop: AtomicBool,
     waker: Waker,
 }
 
@@ -36,7 +34,6 @@ impl<H> Shared<H> {
                 closed: false,
             }),
             pending: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
             waker,
         }
     }
@@ -57,14 +54,6 @@ impl<H> Shared<H> {
         if self.pending.swap(false, Ordering::AcqRel) {
             std::mem::swap(&mut self.lock().tasks, buffer);
         }
-    }
-
-    pub(crate) fn is_stop_requested(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn take_stop(&self) -> bool {
-        self.stop.swap(false, Ordering::AcqRel)
     }
 
     /// Marks the loop gone and drops what is still queued.
@@ -141,17 +130,14 @@ impl<H> Handle<H> {
         self.shared.wake()
     }
 
-    /// Asks the loop to stop: `run` or `run_until` returns [`Exit::Stopped`](super::Exit::Stopped)
-    /// after its current round, as if [`EventLoop::stop`] had been called in it.
+    /// Asks the loop to stop: queues a callback that calls [`EventLoop::stop`], so the callbacks this
+    /// thread queued before run first, and `run` or `run_until` returns
+    /// [`Exit::Stopped`](super::Exit::Stopped) after that round.
     ///
     /// # Errors
-    /// [`Error::Closed`] if the loop was dropped; [`Error::Selector`] if the wake-up cannot be written.
+    /// As [`call_soon`](Handle::call_soon).
     pub fn stop(&self) -> Result<(), Error> {
-        if self.shared.lock().closed {
-            return Err(Error::Closed);
-        }
-        self.shared.stop.store(true, Ordering::Release);
-        self.shared.wake()
+        self.call_soon(|event_loop| event_loop.stopping = true)
     }
 }
 
@@ -167,7 +153,7 @@ impl<H> fmt::Debug for Handle<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
             .field("closed", &self.shared.lock().closed)
-            .field("stop_requested", &self.shared.is_stop_requested())
+            .field("pending", &self.shared.has_pending())
             .finish_non_exhaustive()
     }
 }

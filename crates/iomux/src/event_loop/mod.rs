@@ -583,12 +583,11 @@ impl<H: Handler> EventLoop<H> {
     }
 
     fn is_stop_requested(&self) -> bool {
-        self.stopping || self.shared.is_stop_requested()
+        self.stopping
     }
 
     fn take_stop(&mut self) -> bool {
-        let remote = self.shared.take_stop();
-        std::mem::take(&mut self.stopping) || remote
+        std::mem::take(&mut self.stopping)
     }
 
     /// One round; see the module docs.
