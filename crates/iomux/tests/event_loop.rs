@@ -248,34 +248,38 @@ fn callbacks_register_and_unregister_other_sources(kind: BackendKind) {
     let later_slot = Rc::new(RefCell::new(Some(later)));
     let (log_trigger, log_later) = (Rc::clone(&log), Rc::clone(&log));
     let trigger_fd = event_loop
-        .register(trigger, Interest::READ, move |event_loop, trigger, ready| {
-            assert!(ready.is_readable());
-            let mut byte = [0];
-            trigger.read_exact(&mut byte).unwrap();
-            log_trigger.borrow_mut().push("trigger");
-            let later = later_slot.borrow_mut().take().expect("trigger runs once");
-            let log = Rc::clone(&log_later);
-            let later_fd = event_loop
-                .register(later, Interest::READ, move |event_loop, later, _| {
-                    let mut byte = [0];
-                    later.read_exact(&mut byte).unwrap();
-                    log.borrow_mut().push("later");
-                    event_loop.unregister(later.as_raw_fd()).unwrap();
-                })
-                .unwrap();
-            assert!(event_loop.is_registered(later_fd));
-            // Another source's handler is handed back.
-            assert!(event_loop.unregister(victim_fd).unwrap().is_some());
-            assert!(!event_loop.is_registered(victim_fd));
-            // Itself: dropped once this call returns.
-            assert!(
-                event_loop
-                    .unregister(trigger.as_raw_fd())
-                    .unwrap()
-                    .is_none()
-            );
-            assert!(event_loop.unregister(trigger.as_raw_fd()).is_err());
-        })
+        .register(
+            trigger,
+            Interest::READ,
+            move |event_loop, trigger, ready| {
+                assert!(ready.is_readable());
+                let mut byte = [0];
+                trigger.read_exact(&mut byte).unwrap();
+                log_trigger.borrow_mut().push("trigger");
+                let later = later_slot.borrow_mut().take().expect("trigger runs once");
+                let log = Rc::clone(&log_later);
+                let later_fd = event_loop
+                    .register(later, Interest::READ, move |event_loop, later, _| {
+                        let mut byte = [0];
+                        later.read_exact(&mut byte).unwrap();
+                        log.borrow_mut().push("later");
+                        event_loop.unregister(later.as_raw_fd()).unwrap();
+                    })
+                    .unwrap();
+                assert!(event_loop.is_registered(later_fd));
+                // Another source's handler is handed back.
+                assert!(event_loop.unregister(victim_fd).unwrap().is_some());
+                assert!(!event_loop.is_registered(victim_fd));
+                // Itself: dropped once this call returns.
+                assert!(
+                    event_loop
+                        .unregister(trigger.as_raw_fd())
+                        .unwrap()
+                        .is_none()
+                );
+                assert!(event_loop.unregister(trigger.as_raw_fd()).is_err());
+            },
+        )
         .unwrap();
     assert_eq!(event_loop.sources_len(), 2);
 
@@ -481,9 +485,7 @@ fn handle_queues_callbacks_and_stops_from_another_thread(kind: BackendKind) {
         })
     };
     // Nothing is registered: run_until keeps waiting for the handle (run would return idle).
-    let exit = event_loop
-        .run_until(Instant::now() + HANG_GUARD)
-        .unwrap();
+    let exit = event_loop.run_until(Instant::now() + HANG_GUARD).unwrap();
     assert_eq!(exit, Exit::Stopped);
     assert_eq!(counter.load(Ordering::SeqCst), 1_000);
     sender.join().unwrap();
@@ -499,6 +501,9 @@ fn handle_queues_callbacks_and_stops_from_another_thread(kind: BackendKind) {
 }
 
 fn handle_after_drop_is_closed(kind: BackendKind) {
+    fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
+    assert_send_sync_clone::<Handle>();
+    assert_send_sync_clone::<Handle<Server>>();
     let event_loop = event_loop(kind);
     let handle = event_loop.handle();
     let copy = handle.clone();
@@ -792,12 +797,9 @@ fn trigger_modes_match_the_backend(kind: BackendKind) {
     let calls = Rc::new(Cell::new(0));
     let counter = Rc::clone(&calls);
     let fd = event_loop
-        .register_with(
-            oneshot,
-            Interest::READ,
-            Trigger::Oneshot,
-            move |_, _, _| counter.set(counter.get() + 1),
-        )
+        .register_with(oneshot, Interest::READ, Trigger::Oneshot, move |_, _, _| {
+            counter.set(counter.get() + 1)
+        })
         .unwrap();
     peer.write_all(b"x").unwrap();
     for _ in 0..3 {

@@ -58,9 +58,13 @@ fn sigterm_stops_accepting_and_the_loop_ends(kind: BackendKind) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let listener_fd = event_loop
-        .register(listener, Interest::READ, |_, listener, _| {
-            while listener.accept().is_ok() {}
-        })
+        .register(
+            listener,
+            Interest::READ,
+            |_, listener, _| {
+                while listener.accept().is_ok() {}
+            },
+        )
         .unwrap();
     let received = Rc::new(RefCell::new(Vec::new()));
     let log = Rc::clone(&received);
@@ -100,9 +104,7 @@ fn sigint_stops_the_loop(kind: BackendKind) {
     event_loop.call_later(Duration::from_millis(5), |_| {
         signal_hook::low_level::raise(libc::SIGINT).unwrap();
     });
-    let exit = event_loop
-        .run_until(Instant::now() + HANG_GUARD)
-        .unwrap();
+    let exit = event_loop.run_until(Instant::now() + HANG_GUARD).unwrap();
     assert_eq!(exit, Exit::Stopped, "backend {kind}");
     assert_eq!(*received.borrow(), [libc::SIGINT]);
     assert!(event_loop.remove_signal(libc::SIGINT));

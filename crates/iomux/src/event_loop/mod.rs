@@ -87,6 +87,25 @@
 //! earlier), and does not end when idle. A stop asked for while the loop is not running makes the next
 //! run end after one round that does not wait.
 //!
+//! # Signals
+//! [`on_signal`](EventLoop::on_signal) turns a Unix signal into an ordinary callback; the signal
+//! handler runs no user code. Per signal a loop listens to, `signal-hook` installs two
+//! async-signal-safe actions: one sets that signal's flag ([`signal_hook::flag::register`]), the next
+//! sends a byte on the loop's socket pair ([`signal_hook::low_level::pipe::register`]), in that order.
+//! The pair's read end is registered with the loop's selector like a source, so the wait ends, the
+//! loop drains the socket and calls the callback of each signal whose flag it finds set. Deliveries
+//! that arrive before the loop looks coalesce into one call.
+//!
+//! Removing a signal, or dropping the loop, unregisters both actions, and a later loop in the same
+//! process can listen again. `signal-hook` never uninstalls its process-wide handler, which would
+//! leave a signal nobody listens to any more ignored; so when the first loop listens to a signal whose
+//! disposition is still the default, it also registers a conditional default action
+//! ([`signal_hook::flag::register_conditional_default`]), armed whenever no loop listens: after the
+//! last loop lets go of `SIGTERM`, `SIGTERM` terminates the process again. A signal that was ignored
+//! (a background job's `SIGINT`) or had a handler of its own is left as it was. (The flip side: if
+//! other code in the process registers its own `signal-hook` action for a signal after a loop let go
+//! of it, the restored default still terminates the process on that signal.)
+//!
 //! # Closing, errors, panics and `SIGPIPE`
 //! Close a source by unregistering it (the handler is dropped, and with it the source). If a source's
 //! fd is closed behind the loop's back, select and poll report it [`Ready::INVALID`]; the loop calls
@@ -546,10 +565,7 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// Runs `body` as the one active run, keeping the loop usable if a callback panics.
-    fn guarded<R>(
-        &mut self,
-        body: impl FnOnce(&mut Self) -> Result<R, Error>,
-    ) -> Result<R, Error> {
+    fn guarded<R>(&mut self, body: impl FnOnce(&mut Self) -> Result<R, Error>) -> Result<R, Error> {
         if self.running {
             return Err(Error::AlreadyRunning);
         }

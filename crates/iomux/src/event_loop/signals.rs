@@ -1,20 +1,6 @@
 //! Unix signals as ordinary loop callbacks: [`EventLoop::on_signal`] and
-//! [`EventLoop::remove_signal`]. Layer 2, the callback event loop.
-//!
-//! The signal handler runs no user code. Per signal a loop listens to, `signal-hook` installs two
-//! async-signal-safe actions: one sets that signal's flag ([`signal_hook::flag::register`]), the next
-//! sends a byte on the loop's socket pair ([`signal_hook::low_level::pipe::register`]), in that order.
-//! The pair's read end is registered with the loop's selector like any source, so the wait ends, the
-//! loop drains the socket, and calls the callback of each signal whose flag it finds set. Signals
-//! coalesce: several deliveries before the loop looks are one callback.
-//!
-//! Removing a signal (or dropping the loop) unregisters both actions, and a later loop in the same
-//! process can listen again. `signal-hook` never uninstalls its process-wide handler, which would leave
-//! a signal nobody listens to any more ignored; so when the first loop listens to a signal whose
-//! disposition is still the default, it also registers a conditional default action
-//! ([`signal_hook::flag::register_conditional_default`]), armed whenever no loop listens: after the
-//! last loop lets go of `SIGTERM`, `SIGTERM` terminates the process again. A signal that was ignored
-//! (a background job's `SIGINT`) or had its own handler is left as it was.
+//! [`EventLoop::remove_signal`], over `signal-hook`'s flag and self-pipe actions (the design is in the
+//! event loop's module docs, under "Signals"). Layer 2, the callback event loop.
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
@@ -165,7 +151,7 @@ impl<H: Handler> EventLoop<H> {
     /// The typical use is a graceful stop: on `SIGINT` or `SIGTERM`, stop accepting, let the open
     /// connections finish, then [`stop`](EventLoop::stop). A signal callback does not keep
     /// [`run`](EventLoop::run) going by itself. Several loops (in several threads) may listen to the
-    /// same signal: each gets the call. See the [module docs](self) for how the handler works and
+    /// same signal: each gets the call. See [Signals](super#signals) for how the handler works and
     /// what is restored when the loop lets go.
     ///
     /// # Errors
@@ -204,7 +190,7 @@ impl<H: Handler> EventLoop<H> {
     }
 
     /// Stops listening to `signal` in this loop; returns whether it was listened to. If no other loop
-    /// listens to it, its previous disposition is back in force (see the [module docs](self)).
+    /// listens to it, its previous disposition is back in force (see [Signals](super#signals)).
     pub fn remove_signal(&mut self, signal: i32) -> bool {
         let Some(signals) = self.signals.as_mut() else {
             return false;

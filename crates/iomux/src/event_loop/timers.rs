@@ -148,7 +148,8 @@ impl<T> Timers<T> {
 
     /// When `timer` is due, if it is still pending.
     pub(crate) fn deadline(&self, timer: Timer) -> Option<Instant> {
-        self.position(timer).map(|position| self.heap[position].deadline)
+        self.position(timer)
+            .map(|position| self.heap[position].deadline)
     }
 
     /// Removes `timer` and returns its value; `None` if it already fired or was cancelled.
