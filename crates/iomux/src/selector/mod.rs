@@ -98,7 +98,7 @@ pub struct Selector<T> {
 /// let selector: Selector<u32> = Selector::<u32>::builder()
 ///     .backend(BackendKind::Poll)
 ///     .waker(WakerKind::Pipe)
-///     .build::<u32>()?;
+///     .build()?;
 /// assert_eq!(selector.backend(), BackendKind::Poll);
 /// # Ok::<(), iomux::selector::Error>(())
 /// ```
