@@ -7,12 +7,17 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+#[path = "util/mod.rs"]
+#[allow(dead_code)] // shared with the conformance suite, which uses the rest
+mod util;
+
+use util::{HANG_GUARD, socketpair, tcp_listener};
 
 use iomux::event_loop::{
     BackendKind, Error, EventLoop, Exit, Handle, Handler, Interest, Ready, TimeoutHandler, Timer,
@@ -62,9 +67,6 @@ for_each_backend!(
     panicking_handler_is_unregistered,
     trigger_modes_match_the_backend,
 );
-
-/// How long any case may take before it is considered hung (a guard, not a speed check).
-const HANG_GUARD: Duration = Duration::from_secs(30);
 
 /// Stops the loop from another thread after [`HANG_GUARD`], so a broken case fails instead of hanging:
 /// cases that expect another exit then see `Exit::Stopped`.
@@ -140,7 +142,7 @@ fn echo(event_loop: &mut EventLoop, stream: &mut TcpStream, ready: Ready, state:
 fn echo_roundtrip_over_tcp(kind: BackendKind) {
     let mut event_loop = event_loop(kind);
     hang_guard(event_loop.handle());
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = tcp_listener();
     listener.set_nonblocking(true).unwrap();
     let address = listener.local_addr().unwrap();
     let accepted = Rc::new(Cell::new(0));
@@ -227,12 +229,9 @@ impl Drop for DropFlag {
 fn callbacks_register_and_unregister_other_sources(kind: BackendKind) {
     let mut event_loop = event_loop(kind);
     hang_guard(event_loop.handle());
-    let (trigger, mut trigger_peer) = UnixStream::pair().unwrap();
-    let (later, mut later_peer) = UnixStream::pair().unwrap();
-    let (victim, _victim_peer) = UnixStream::pair().unwrap();
-    for stream in [&trigger, &later, &victim] {
-        stream.set_nonblocking(true).unwrap();
-    }
+    let (trigger, mut trigger_peer) = socketpair();
+    let (later, mut later_peer) = socketpair();
+    let (victim, _victim_peer) = socketpair();
     let log = Rc::new(RefCell::new(Vec::new()));
 
     let victim_dropped = Rc::new(Cell::new(false));
@@ -295,7 +294,7 @@ fn callbacks_register_and_unregister_other_sources(kind: BackendKind) {
     assert_eq!(trigger_peer.read_to_end(&mut rest).unwrap(), 0);
 
     // Errors are typed: a second registration of an fd, and fds the loop does not know.
-    let (shared, _peer) = UnixStream::pair().unwrap();
+    let (shared, _peer) = socketpair();
     let shared = Rc::new(shared);
     let fd = event_loop
         .register(Rc::clone(&shared), Interest::READ, |_, _, _| {})
@@ -519,7 +518,7 @@ fn handle_after_drop_is_closed(kind: BackendKind) {
 fn run_until_returns_no_earlier_than_the_deadline(kind: BackendKind) {
     let mut event_loop = event_loop(kind);
     // With a source that never becomes ready and a timer before the deadline.
-    let (quiet, _peer) = UnixStream::pair().unwrap();
+    let (quiet, _peer) = socketpair();
     event_loop
         .register(quiet, Interest::READ, |_, _, _| panic!("never ready"))
         .unwrap();
@@ -691,7 +690,7 @@ fn handler_type_with_source_timeouts(kind: BackendKind) {
         .build::<Server>()
         .unwrap();
     hang_guard(event_loop.handle());
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = tcp_listener();
     listener.set_nonblocking(true).unwrap();
     let address = listener.local_addr().unwrap();
     let idle_timeout = Duration::from_millis(60);
@@ -737,8 +736,7 @@ fn handler_type_with_source_timeouts(kind: BackendKind) {
 
 fn panicking_handler_is_unregistered(kind: BackendKind) {
     let mut event_loop = event_loop(kind);
-    let (source, mut peer) = UnixStream::pair().unwrap();
-    source.set_nonblocking(true).unwrap();
+    let (source, mut peer) = socketpair();
     let dropped = Rc::new(Cell::new(false));
     let flag = DropFlag(Rc::clone(&dropped));
     let fd = event_loop
@@ -769,8 +767,7 @@ fn panicking_handler_is_unregistered(kind: BackendKind) {
 
 fn trigger_modes_match_the_backend(kind: BackendKind) {
     let mut event_loop = event_loop(kind);
-    let (edge, mut peer) = UnixStream::pair().unwrap();
-    edge.set_nonblocking(true).unwrap();
+    let (edge, mut peer) = socketpair();
     let calls = Rc::new(Cell::new(0));
     let counter = Rc::clone(&calls);
     let result = event_loop.register_with(edge, Interest::READ, Trigger::Edge, move |_, _, _| {
@@ -794,8 +791,7 @@ fn trigger_modes_match_the_backend(kind: BackendKind) {
         assert_eq!(calls.get(), 1);
     }
     // Oneshot works everywhere: reported once, then silent until modify re-arms it.
-    let (oneshot, mut peer) = UnixStream::pair().unwrap();
-    oneshot.set_nonblocking(true).unwrap();
+    let (oneshot, mut peer) = socketpair();
     let calls = Rc::new(Cell::new(0));
     let counter = Rc::clone(&calls);
     let fd = event_loop
