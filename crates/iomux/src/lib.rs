@@ -11,6 +11,16 @@
 //!    it when the source is ready; `call_soon`; cancelable timers on an indexed heap; `SIGINT` /
 //!    `SIGTERM` as ordinary callbacks; a `Send` handle to queue work and stop the loop from other
 //!    threads; `run`, `run_until` and `stop`.
+//! 3. [`runtime`] — the coroutine model (the seeds' asyncio tasks and gevent `spawn` / `joinall` /
+//!    `sleep`): a single-threaded executor whose reactor sits directly on a [`selector::Selector`] of
+//!    any backend — edge-triggered on epoll, oneshot on select and poll — with `block_on`, `spawn` and
+//!    abortable join handles, `join_all`, `yield_now`, `sleep` and `timeout` on a timer heap, wakers
+//!    that work from any thread, and a thread-per-core mode ([`runtime::workers`]) sharing a port
+//!    through `SO_REUSEPORT`.
+//!
+//!    [`net`] holds its sockets: async `TcpListener`, `TcpStream` (implementing `futures-io`'s
+//!    `AsyncRead` and `AsyncWrite`, so `futures-lite`'s helpers work) and `UdpSocket`, over IPv4 and
+//!    IPv6, never raising SIGPIPE and surviving fd exhaustion in `accept`.
 //! 4. Servers: [`http`] — the protocol core of `iomux http`, an HTTP/1.1 static file server (RFC 9110,
 //!    RFC 9112): request heads parsed with limits (414, 431, 400), paths confined to the document root
 //!    (percent-decoded once, `..` resolved lexically, symbolic links checked by the kernel with
@@ -25,6 +35,8 @@
 pub mod event_loop;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub mod http;
+pub mod net;
+pub mod runtime;
 pub mod selector;
 #[allow(unsafe_code)]
 mod sys;
