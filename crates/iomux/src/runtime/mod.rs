@@ -1,5 +1,5 @@
 //! Layer 3, the coroutine runtime (the seeds' asyncio tasks and gevent `spawn` / `joinall` / `sleep`):
-//! a single-threaded executor over a reactor on our own [`Selector`](crate::selector::Selector), with
+//! a single-threaded executor over a reactor on our own [`Selector`], with
 //! timers, and a thread-per-core mode in [`workers`].
 //!
 //! One [`Runtime`] runs on one thread. Its tasks need not be `Send` (like tokio's `current_thread` or

@@ -198,12 +198,12 @@ where
     let mut left = pending.len();
     poll_fn(|cx| {
         for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(future) = slot {
-                if let Poll::Ready(value) = future.as_mut().poll(cx) {
-                    *output = Some(value);
-                    *slot = None;
-                    left -= 1;
-                }
+            if let Some(future) = slot
+                && let Poll::Ready(value) = future.as_mut().poll(cx)
+            {
+                *output = Some(value);
+                *slot = None;
+                left -= 1;
             }
         }
         if left == 0 {

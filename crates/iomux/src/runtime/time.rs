@@ -531,7 +531,7 @@ mod tests {
                 }
                 _ => {
                     now_ms += next() % 300;
-                    model.sort();
+                    model.sort_by_key(|(at, seq, _)| (*at, *seq));
                     let due = model.iter().take_while(|(at, ..)| *at <= now_ms).count();
                     let mut wakers = Vec::new();
                     assert_eq!(
