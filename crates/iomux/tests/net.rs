@@ -7,13 +7,16 @@
 mod support;
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::process::Command;
 use std::time::Duration;
 
 use futures_lite::future::zip;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use iomux::net::{TcpListener, TcpStream, UdpSocket};
+use iomux::net::{TcpListener, TcpStream, UdpSocket, is_out_of_resources};
 use iomux::runtime::{BackendKind, JoinHandle, join_all, sleep, spawn, workers};
 use sha2::{Digest, Sha256};
 use support::runtime;
@@ -30,6 +33,11 @@ for_each_backend!(
     connecting_to_a_closed_port_is_refused,
     dropped_sockets_free_their_registration_for_reused_fds,
     two_workers_share_one_port,
+);
+
+for_each_backend!(
+    exclusive: accept_survives_fd_exhaustion_and_recovers,
+    accepted_fds_above_fd_setsize,
 );
 
 /// Starts an echo server on `address` (port 0); returns its address and accept-loop task.
@@ -364,4 +372,122 @@ fn two_workers_share_one_port(kind: BackendKind) {
     // Stopped: nothing listens on the port any more.
     let refused = std::net::TcpStream::connect(address).unwrap_err();
     assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+}
+
+/// Sets this process's `RLIMIT_NOFILE` with `prlimit(1)`.
+#[track_caller]
+fn set_nofile_limit(soft: u64, hard: u64) {
+    let status = Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg(format!("--nofile={soft}:{hard}"))
+        .status()
+        .expect("running prlimit");
+    assert!(status.success(), "prlimit --nofile={soft}:{hard} failed");
+}
+
+/// Puts the soft fd limit back when dropped, even if the case fails.
+struct RestoreLimit {
+    soft: u64,
+    hard: u64,
+}
+
+impl Drop for RestoreLimit {
+    fn drop(&mut self) {
+        // Needs no fd, so it works while fds are exhausted; prlimit then sets the exact value.
+        iomux::raise_nofile_limit().expect("raising the fd limit back");
+        if self.soft < self.hard {
+            set_nofile_limit(self.soft, self.hard);
+        }
+    }
+}
+
+fn accept_survives_fd_exhaustion_and_recovers(kind: BackendKind) {
+    let runtime = runtime(kind);
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        // Connections queued in the backlog before the fds run out.
+        let mut clients: Vec<std::net::TcpStream> = (0..3)
+            .map(|_| std::net::TcpStream::connect(address).unwrap())
+            .collect();
+        let (soft, hard) = iomux::nofile_limit().unwrap();
+        // No case runs beside this one, so every fd below the lowest free number is open: a limit
+        // of that number leaves no fd to allocate.
+        let lowest_free = File::open("/dev/null").unwrap().as_raw_fd();
+        set_nofile_limit(lowest_free as u64, hard);
+        let restore = RestoreLimit { soft, hard };
+
+        let error = listener.accept().await.unwrap_err();
+        assert!(is_out_of_resources(&error), "{error}");
+        assert_eq!(error.raw_os_error(), Some(libc::EMFILE));
+        // The listener is still open and registered; until fds are freed it says the same.
+        sleep(Duration::from_millis(10)).await;
+        let again = listener.accept().await.unwrap_err();
+        assert!(is_out_of_resources(&again), "{again}");
+
+        // One fd freed: the first queued connection is accepted (its client is gone, which does
+        // not matter to accept), with no new event needed.
+        drop(clients.remove(0));
+        let (first, _) = listener.accept().await.unwrap();
+        drop(restore);
+        drop(first);
+        let (mut second, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, clients[0].local_addr().unwrap());
+        second.write_all(b"ok").await.unwrap();
+        let mut reply = [0; 2];
+        clients[0].read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"ok");
+    });
+}
+
+fn accepted_fds_above_fd_setsize(kind: BackendKind) {
+    iomux::raise_nofile_limit().unwrap();
+    let runtime = runtime(kind);
+    runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        // Fill every fd number below 1024, so the next ones are at or above select's FD_SETSIZE.
+        let mut filler = Vec::new();
+        while filler
+            .last()
+            .is_none_or(|file: &File| file.as_raw_fd() < 1023)
+        {
+            filler.push(File::open("/dev/null").unwrap());
+        }
+        let mut client = std::net::TcpStream::connect(address).unwrap();
+        client.set_read_timeout(Some(support::HANG_GUARD)).unwrap();
+        assert!(client.as_raw_fd() >= 1024);
+        if kind == BackendKind::Select {
+            let error = listener.accept().await.unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+            let inner = error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<iomux::selector::Error>());
+            assert!(
+                matches!(
+                    inner,
+                    Some(iomux::selector::Error::FdTooLarge { fd, limit: 1024, .. }) if *fd >= 1024
+                ),
+                "{error:?}"
+            );
+            // That connection was closed, not leaked.
+            let closed = client.read(&mut [0; 1]);
+            assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+        } else {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            assert!(stream.as_raw_fd() >= 1024);
+            stream.write_all(b"high").await.unwrap();
+            let mut reply = [0; 4];
+            client.read_exact(&mut reply).unwrap();
+            assert_eq!(&reply, b"high");
+        }
+        // The listener keeps serving once low fd numbers are free again.
+        drop(filler);
+        let mut next = std::net::TcpStream::connect(address).unwrap();
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(b"served").await.unwrap();
+        let mut reply = [0; 6];
+        next.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"served");
+    });
 }

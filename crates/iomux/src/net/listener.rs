@@ -136,10 +136,9 @@ impl TcpListener {
     ///   the pending connection stays queued. Pause before the next `accept` (e.g.
     ///   [`sleep`](crate::runtime::sleep) 10 ms), or it fails again at once: the runtime does not wait
     ///   for fds to be freed.
-    /// - The selector refuses the new fd (select and an fd ≥ 1024: an `io::Error` wrapping
-    ///   [`runtime::Error::Selector`](crate::runtime::Error::Selector) with
-    ///   [`selector::Error::FdTooLarge`](crate::selector::Error::FdTooLarge)): that connection is closed;
-    ///   keep accepting.
+    /// - The selector refuses the new fd (select and an fd ≥ 1024: an `io::Error` of kind
+    ///   `InvalidInput` wrapping [`selector::Error::FdTooLarge`](crate::selector::Error::FdTooLarge),
+    ///   reachable with `get_ref()` and `downcast_ref`): that connection is closed; keep accepting.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         poll_fn(|cx| self.poll_accept(cx)).await
     }

@@ -336,7 +336,7 @@ impl Core {
             since_io += 1;
             if since_io >= EVENT_INTERVAL {
                 since_io = 0;
-                self.turn(Some(Duration::ZERO));
+                self.poll_events_now();
             }
         }
     }
@@ -362,17 +362,25 @@ impl Core {
             .reactor
             .next_deadline()
             .map(|deadline| deadline.saturating_duration_since(Instant::now()));
-        self.turn(timeout);
+        self.poll_events(timeout);
+        // Cleared before the wakes below: they come from this thread, which is awake now.
         self.shared.parked.store(false, Ordering::Relaxed);
         self.shared.notified.store(false, Ordering::Release);
+        self.reactor.wake();
         true
     }
 
-    /// Turns the reactor, retrying a wait the kernel refused for lack of memory.
-    fn turn(&self, timeout: Option<Duration>) {
+    /// Looks at IO and timers without waiting, between two tasks of a busy tick.
+    fn poll_events_now(&self) {
+        self.poll_events(Some(Duration::ZERO));
+        self.reactor.wake();
+    }
+
+    /// Waits for IO events, retrying a wait the kernel refused for lack of memory.
+    fn poll_events(&self, timeout: Option<Duration>) {
         let mut retries = 0;
         loop {
-            match self.reactor.turn(timeout) {
+            match self.reactor.poll_events(timeout) {
                 Ok(()) => return,
                 Err(Error::Selector(error))
                     if retries < 100

@@ -193,9 +193,9 @@ impl Reactor {
         let _ = self.selector.borrow_mut().unregister(fd);
     }
 
-    /// Waits for IO events (up to `timeout`, `None` forever), updates the readiness caches and wakes
-    /// the tasks waiting for what became ready; then fires the timers that are due.
-    pub(crate) fn turn(&self, timeout: Option<Duration>) -> Result<(), Error> {
+    /// Waits for IO events (up to `timeout`, `None` forever) and updates the readiness caches; the
+    /// wakers of the tasks waiting for what became ready are collected for [`wake`](Reactor::wake).
+    pub(crate) fn poll_events(&self, timeout: Option<Duration>) -> Result<(), Error> {
         {
             let mut events = self.events.borrow_mut();
             let mut selector = self.selector.borrow_mut();
@@ -233,12 +233,17 @@ impl Reactor {
                 }
             }
         }
-        self.fire_timers(Instant::now());
-        self.wake_collected();
         Ok(())
     }
 
-    /// Fires the timers due at `now`; their wakers are woken by the caller's `wake_collected`.
+    /// Fires the timers that are due and wakes every task collected since the last call. Called once
+    /// the runtime no longer counts as parked, so these wakes never write to the selector's waker.
+    pub(crate) fn wake(&self) {
+        self.fire_timers(Instant::now());
+        self.wake_collected();
+    }
+
+    /// Fires the timers due at `now`, collecting their wakers.
     fn fire_timers(&self, now: Instant) {
         let mut timers = self.timers.borrow_mut();
         if timers

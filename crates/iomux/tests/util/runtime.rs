@@ -1,8 +1,9 @@
 //! Helpers of the runtime and net suites: a runtime per backend, a watchdog that turns a hang into a
-//! failure, and `for_each_backend!`, which turns each case into one test per backend. Included by
+//! failure, an fd-budget lock for cases that change the process's fd limit or fill its fd table, and
+//! `for_each_backend!`, which turns each case into one test per backend. Included by
 //! `tests/runtime.rs` and `tests/net.rs` with `#[path]`.
 
-use std::sync::mpsc;
+use std::sync::{PoisonError, RwLock, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -18,9 +19,25 @@ pub fn runtime(kind: BackendKind) -> Runtime {
     Runtime::with_backend(kind).unwrap_or_else(|error| panic!("creating a {kind} runtime: {error}"))
 }
 
-/// Runs `case` on its own thread and fails if it takes longer than [`HANG_GUARD`]; a panic in the
-/// case is passed on with its message.
+/// Taken shared by every case and exclusively by the cases that lower the fd limit or push fd numbers
+/// past 1024, so those never run beside another case of the same test binary.
+static FD_BUDGET: RwLock<()> = RwLock::new(());
+
+/// Runs `case` on its own thread, beside other shared cases, and fails if it takes longer than
+/// [`HANG_GUARD`]; a panic in the case is passed on with its message.
 pub fn run(kind: BackendKind, case: fn(BackendKind)) {
+    let _budget = FD_BUDGET.read().unwrap_or_else(PoisonError::into_inner);
+    watch(kind, case);
+}
+
+/// Like [`run`], with no other case running meanwhile.
+#[allow(dead_code)] // tests/runtime.rs has no exclusive case
+pub fn run_exclusive(kind: BackendKind, case: fn(BackendKind)) {
+    let _budget = FD_BUDGET.write().unwrap_or_else(PoisonError::into_inner);
+    watch(kind, case);
+}
+
+fn watch(kind: BackendKind, case: fn(BackendKind)) {
     let (done, finished) = mpsc::channel::<()>();
     let thread = thread::Builder::new()
         .name(format!("case-{kind}"))
@@ -44,28 +61,32 @@ pub fn run(kind: BackendKind, case: fn(BackendKind)) {
 
 /// `for_each_backend!(case_a, case_b)` makes modules `case_a` and `case_b`, each with one `#[test]`
 /// per backend (`case_a::select`, `case_a::poll`, `case_a::epoll`) that runs `fn case_a(BackendKind)`
-/// under the watchdog.
+/// under the watchdog. `for_each_backend!(exclusive: case_c)` runs each alone ([`run_exclusive`]).
 macro_rules! for_each_backend {
+    (exclusive: $($case:ident),* $(,)?) => {
+        $( for_each_backend!(@case run_exclusive $case); )*
+    };
     ($($case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                use iomux::runtime::BackendKind;
+        $( for_each_backend!(@case run $case); )*
+    };
+    (@case $runner:ident $case:ident) => {
+        mod $case {
+            use iomux::runtime::BackendKind;
 
-                #[test]
-                fn select() {
-                    crate::support::run(BackendKind::Select, super::$case);
-                }
-
-                #[test]
-                fn poll() {
-                    crate::support::run(BackendKind::Poll, super::$case);
-                }
-
-                #[test]
-                fn epoll() {
-                    crate::support::run(BackendKind::Epoll, super::$case);
-                }
+            #[test]
+            fn select() {
+                crate::support::$runner(BackendKind::Select, super::$case);
             }
-        )*
+
+            #[test]
+            fn poll() {
+                crate::support::$runner(BackendKind::Poll, super::$case);
+            }
+
+            #[test]
+            fn epoll() {
+                crate::support::$runner(BackendKind::Epoll, super::$case);
+            }
+        }
     };
 }
