@@ -35,6 +35,7 @@ for_each_backend!(
     dropping_the_runtime_cancels_its_tasks,
     a_task_on_an_always_ready_socket_cannot_starve_the_others,
     tasks_left_by_block_on_run_in_the_next_one,
+    busy_tasks_do_not_starve_timers,
 );
 
 fn spawn_and_join_return_the_output(kind: BackendKind) {
@@ -406,4 +407,36 @@ fn tasks_left_by_block_on_run_in_the_next_one(kind: BackendKind) {
     assert!((1..10).contains(&halfway), "{halfway}");
     runtime.block_on(task).unwrap();
     assert_eq!(*counter.borrow(), 10);
+}
+
+fn busy_tasks_do_not_starve_timers(kind: BackendKind) {
+    let runtime = runtime(kind);
+    // Something is always ready to run — the main future alone, then the main future and a task,
+    // both yielding in a loop — yet the timers must still be looked at now and then.
+    for with_spinner in [false, true] {
+        let done = Rc::new(AtomicBool::new(false));
+        let timer_done = Rc::clone(&done);
+        let spinner_done = Rc::clone(&done);
+        runtime.block_on(async move {
+            spawn(async move {
+                sleep(Duration::from_millis(10)).await;
+                timer_done.store(true, Ordering::SeqCst);
+            });
+            let spinner = with_spinner.then(|| {
+                spawn(async move {
+                    while !spinner_done.load(Ordering::SeqCst) {
+                        yield_now().await;
+                    }
+                })
+            });
+            let start = Instant::now();
+            while !done.load(Ordering::SeqCst) {
+                yield_now().await;
+            }
+            assert!(start.elapsed() >= Duration::from_millis(10));
+            if let Some(spinner) = spinner {
+                spinner.await.unwrap();
+            }
+        });
+    }
 }

@@ -308,6 +308,7 @@ impl Core {
         let main_waker = Waker::from(Arc::clone(&main));
         let mut cx = Context::from_waker(&main_waker);
         let mut poll_main = true;
+        // Polls (of tasks and of the main future) since the selector was last looked at.
         let mut since_io = 0;
         loop {
             if poll_main {
@@ -316,6 +317,11 @@ impl Core {
                 if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                     return output;
                 }
+                since_io += 1;
+            }
+            if since_io >= EVENT_INTERVAL {
+                since_io = 0;
+                self.poll_events_now();
             }
             let next = self.batch.borrow_mut().pop_front();
             let Some(header) = next else {
@@ -334,10 +340,6 @@ impl Core {
             }
             self.run_task(header);
             since_io += 1;
-            if since_io >= EVENT_INTERVAL {
-                since_io = 0;
-                self.poll_events_now();
-            }
         }
     }
 
