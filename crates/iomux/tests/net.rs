@@ -2,6 +2,10 @@
 //! an 8 MiB payload written while reading, IPv6, UDP, half-close, resets, `futures-lite` helpers, fd
 //! reuse, and the thread-per-core workers sharing a port.
 
+#[path = "util/mod.rs"]
+#[allow(dead_code)] // shared with the other suites, which use the rest
+mod util;
+
 #[path = "util/runtime.rs"]
 #[macro_use]
 mod support;
@@ -354,7 +358,7 @@ fn two_workers_share_one_port(kind: BackendKind) {
     // workers get some long before 500.
     for _ in 0..500 {
         let mut client = std::net::TcpStream::connect(address).unwrap();
-        client.set_read_timeout(Some(support::HANG_GUARD)).unwrap();
+        client.set_read_timeout(Some(util::HANG_GUARD)).unwrap();
         let mut name = String::new();
         client.read_to_string(&mut name).unwrap();
         *served.entry(name).or_default() += 1;
@@ -455,7 +459,7 @@ fn accepted_fds_above_fd_setsize(kind: BackendKind) {
             filler.push(File::open("/dev/null").unwrap());
         }
         let mut client = std::net::TcpStream::connect(address).unwrap();
-        client.set_read_timeout(Some(support::HANG_GUARD)).unwrap();
+        client.set_read_timeout(Some(util::HANG_GUARD)).unwrap();
         assert!(client.as_raw_fd() >= 1024);
         if kind == BackendKind::Select {
             let error = listener.accept().await.unwrap_err();

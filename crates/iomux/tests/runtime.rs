@@ -1,6 +1,10 @@
 //! The coroutine runtime on every backend: spawn, join, abort and panics; join_all; sleep, timeout and
 //! yield_now; wakers used from other threads; cooperative budgets.
 
+#[path = "util/mod.rs"]
+#[allow(dead_code)] // shared with the other suites, which use the rest
+mod util;
+
 #[path = "util/runtime.rs"]
 #[macro_use]
 mod support;

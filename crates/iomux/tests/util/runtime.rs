@@ -1,17 +1,17 @@
-//! Helpers of the runtime and net suites: a runtime per backend, a watchdog that turns a hang into a
-//! failure, an fd-budget lock for cases that change the process's fd limit or fill its fd table, and
-//! `for_each_backend!`, which turns each case into one test per backend. Included by
-//! `tests/runtime.rs` and `tests/net.rs` with `#[path]`.
+//! Helpers of the runtime and net suites: a runtime per backend, a watchdog that turns a hung case
+//! into a failure, and `for_each_backend!`, which turns each case into one test per backend under
+//! the shared fd budget of [`util`](crate::util) (or alone, for cases that change the fd limit or fill
+//! the fd table). Included by `tests/runtime.rs` and `tests/net.rs` with `#[path]`, beside `util`.
 
-use std::sync::{PoisonError, RwLock, mpsc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use iomux::runtime::{BackendKind, Runtime};
 
-/// The longest a case may take before the watchdog fails it: generous, because the machine is shared
-/// and slow; it only turns a hang into a failure.
-pub const HANG_GUARD: Duration = Duration::from_secs(60);
+/// The longest a whole case may take before the watchdog fails it: generous, because the machine is
+/// shared and slow; it only turns a hang into a failure.
+pub const CASE_GUARD: Duration = Duration::from_secs(60);
 
 /// A runtime over `kind`.
 #[track_caller]
@@ -19,21 +19,18 @@ pub fn runtime(kind: BackendKind) -> Runtime {
     Runtime::with_backend(kind).unwrap_or_else(|error| panic!("creating a {kind} runtime: {error}"))
 }
 
-/// Taken shared by every case and exclusively by the cases that lower the fd limit or push fd numbers
-/// past 1024, so those never run beside another case of the same test binary.
-static FD_BUDGET: RwLock<()> = RwLock::new(());
-
-/// Runs `case` on its own thread, beside other shared cases, and fails if it takes longer than
-/// [`HANG_GUARD`]; a panic in the case is passed on with its message.
+/// Runs `case` on its own thread, beside other cases (the fd budget taken shared), and fails if it
+/// takes longer than [`CASE_GUARD`]; a panic in the case is passed on with its message.
 pub fn run(kind: BackendKind, case: fn(BackendKind)) {
-    let _budget = FD_BUDGET.read().unwrap_or_else(PoisonError::into_inner);
+    let _budget = crate::util::shared();
     watch(kind, case);
 }
 
-/// Like [`run`], with no other case running meanwhile.
+/// Like [`run`], with no other case running meanwhile (the fd budget taken exclusively): for cases
+/// that lower the fd limit or push fd numbers past 1024.
 #[allow(dead_code)] // tests/runtime.rs has no exclusive case
 pub fn run_exclusive(kind: BackendKind, case: fn(BackendKind)) {
-    let _budget = FD_BUDGET.write().unwrap_or_else(PoisonError::into_inner);
+    let _budget = crate::util::exclusive();
     watch(kind, case);
 }
 
@@ -46,7 +43,7 @@ fn watch(kind: BackendKind, case: fn(BackendKind)) {
             let _ = done.send(());
         })
         .expect("starting the case's thread");
-    match finished.recv_timeout(HANG_GUARD) {
+    match finished.recv_timeout(CASE_GUARD) {
         // Finished, or panicked (the sender was dropped): join to pass a panic on.
         Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
             if let Err(panic) = thread.join() {
@@ -54,7 +51,7 @@ fn watch(kind: BackendKind, case: fn(BackendKind)) {
             }
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("the case on {kind} hung for more than {HANG_GUARD:?}")
+            panic!("the case on {kind} hung for more than {CASE_GUARD:?}")
         }
     }
 }
