@@ -123,9 +123,9 @@ impl<T> JoinHandle<T> {
         !matches!(*self.state.stage.borrow(), Stage::Running)
     }
 
-    /// Cancels the task: its future is dropped the next time the runtime would have polled it (before
-    /// this returns if it is not running), and awaiting the handle gives [`Error::Cancelled`]. A task
-    /// that already finished keeps its result.
+    /// Cancels the task: it is queued, and when the runtime gets to it its future is dropped instead
+    /// of polled; awaiting the handle then gives [`Error::Cancelled`]. A task that finishes before
+    /// that (or already has) keeps its result.
     pub fn abort(&self) {
         if self.is_finished() {
             return;
