@@ -251,7 +251,7 @@ def summarise(run, opts, facts, servers, loaders, skipped, argv):
             md.append(f"- round {r.get('round')}, {r.get('server')}"
                       f"{', ' + str(r['conns']) + ' conns' if 'conns' in r else ''}"
                       f"{', ' + r['loader'] if 'loader' in r else ''}: {r.get('error', 'no result')}\n")
-    md.append(f"\nRaw output, commands and machine facts: `{run.dir.relative_to(h.REPO_ROOT)}/`.\n")
+    md.append(f"\nRaw output, commands and machine facts: `{run.shown()}/`.\n")
     text = "".join(md)
     run.write("summary.md", text)
     return text

@@ -84,6 +84,13 @@ class Run:
     def write(self, name, text):
         (self.dir / name).write_text(text, encoding="utf-8")
 
+    def shown(self):
+        """The results directory, relative to the repository when inside it."""
+        try:
+            return str(self.dir.resolve().relative_to(REPO_ROOT))
+        except ValueError:
+            return str(self.dir)
+
     def raw_name(self, *parts):
         """A file-name-safe stem for raw output."""
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(str(p) for p in parts)).strip("-")
