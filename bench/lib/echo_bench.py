@@ -89,7 +89,8 @@ def parse_load(text):
 
 
 def start_server(run, server, tag):
-    proc = h.spawn(run, server.cmd, run.raw_name("server", server.name, tag), f"server {server.name} ({tag})")
+    proc = h.spawn(run, server.cmd, run.raw_name("server", server.name, tag), f"server {server.name} ({tag})",
+                   role="server")
     try:
         match = h.wait_first_line(proc, r"tcp://(\S+?)(?:\s|$)")
     except RuntimeError as e:
@@ -176,6 +177,27 @@ def idle_pass(run, opts, server, rnd):
         h.stop(proc)
 
 
+def idle_section(opts, servers, idles):
+    md = [f"\n## Memory per idle connection ({opts.idle:,} idle connections)\n\n",
+          "Each connection did one echo round trip, then idles; RSS (VmRSS) of the freshly started server "
+          "before opening them and once all are open.\n\n"]
+    ref = h.stats([r["bytes_per_conn"] for r in idles if r["server"] == TOKIO_CT])
+    rows = []
+    for server in servers:
+        these = [r for r in idles if r["server"] == server.name]
+        if not these:
+            if not server.holds_idle:
+                rows.append([server.name, "—", "—", f"not measured: {server.why_not_idle}", "—", "—"])
+            continue
+        per = h.stats([r["bytes_per_conn"] for r in these])
+        rows.append([server.name, h.fmt_stats(h.stats([r["rss_before_kib"] for r in these])),
+                     h.fmt_stats(h.stats([r["rss_after_kib"] for r in these])), h.fmt_stats(per),
+                     h.ratio(per[0], ref and ref[0]), min(r["opened"] for r in these)])
+    md.append(h.table(["server", "RSS before KiB", "RSS after KiB", "bytes per idle connection",
+                       f"× {TOKIO_CT}", "connections held (min)"], rows))
+    return "".join(md)
+
+
 def summarise(run, opts, facts, servers, loaders, skipped, argv):
     records = [json.loads(line) for line in (run.dir / "runs.jsonl").read_text().splitlines()]
     loads = [r for r in records if r["kind"] == "load" and r.get("messages")]
@@ -210,13 +232,15 @@ def summarise(run, opts, facts, servers, loaders, skipped, argv):
                 cpu = pick(name, conns, loader.name, "cpu_us_per_msg")
                 if rate is None:
                     continue
+                errs = sum(int(r.get("errors") or 0) for r in loads
+                           if r["server"] == name and r["conns"] == conns and r["loader"] == loader.name)
                 rows.append([name, h.fmt_stats(rate), h.ratio(rate[0], ref_rate and ref_rate[0]),
                              h.fmt_stats(pick(name, conns, loader.name, "p50_us"), 1),
                              h.fmt_stats(pick(name, conns, loader.name, "p99_us"), 1),
-                             h.fmt_stats(cpu, 2), h.ratio(cpu and cpu[0], ref_cpu and ref_cpu[0])])
+                             h.fmt_stats(cpu, 2), h.ratio(cpu and cpu[0], ref_cpu and ref_cpu[0]), errs])
             md.append(f"\n### {conns} connection{'s' if conns != 1 else ''}\n\n")
             md.append(h.table(["server", "messages/s", f"× {TOKIO_CT}", "p50 µs", "p99 µs", "CPU µs/message",
-                               f"× {TOKIO_CT}"], rows))
+                               f"× {TOKIO_CT}", "errors"], rows))
     if len(loaders) > 1:
         md.append("\n## Cross-check: messages/s by each load generator (medians)\n\n")
         rows = []
@@ -228,23 +252,8 @@ def summarise(run, opts, facts, servers, loaders, skipped, argv):
             rows.append(row)
         md.append(f"Each cell: {' / '.join(l.name for l in loaders)}.\n\n")
         md.append(h.table(["server"] + [f"{c} conn" for c in opts.conns], rows))
-    md.append(f"\n## Memory per idle connection ({opts.idle:,} idle connections)\n\n")
-    md.append("Each connection did one echo round trip, then idles; RSS (VmRSS) of the freshly started server "
-              "before opening them and once all are open.\n\n")
-    ref = h.stats([r["bytes_per_conn"] for r in idles if r["server"] == TOKIO_CT])
-    rows = []
-    for server in servers:
-        these = [r for r in idles if r["server"] == server.name]
-        if not these:
-            if not server.holds_idle:
-                rows.append([server.name, "—", "—", f"not measured: {server.why_not_idle}", "—"])
-            continue
-        per = h.stats([r["bytes_per_conn"] for r in these])
-        rows.append([server.name, h.fmt_stats(h.stats([r["rss_before_kib"] for r in these])),
-                     h.fmt_stats(h.stats([r["rss_after_kib"] for r in these])), h.fmt_stats(per),
-                     h.ratio(per[0], ref and ref[0])])
-    md.append(h.table(["server", "RSS before KiB", "RSS after KiB", "bytes per idle connection",
-                       f"× {TOKIO_CT}"], rows))
+    if not opts.no_idle:
+        md.append(idle_section(opts, servers, idles))
     if errors:
         md.append(f"\n## Failures ({len(errors)})\n\n")
         for r in errors[:30]:
@@ -268,6 +277,8 @@ def main():
     ap.add_argument("--servers", help="comma-separated substrings; run only servers whose name contains one")
     ap.add_argument("--no-cross-check", action="store_true", help="only the first load generator")
     ap.add_argument("--no-idle", action="store_true", help="skip the idle-connection memory test")
+    ap.add_argument("--pin", help="SERVER_CPUS:LOAD_CPUS, e.g. 0:1: run servers and load generators under "
+                                  "taskset (default: nothing pinned)")
     ap.add_argument("--iomux", default=str(h.REPO_ROOT / "target" / "release" / "iomux"), help="iomux binary")
     ap.add_argument("--build", action="store_true", help="build target/release/iomux first (done by echo.sh)")
     ap.add_argument("--out", help="results directory (default bench/results/<date>-<host>/echo[-quick])")
@@ -282,6 +293,11 @@ def main():
     if opts.idle > 18000 or max(opts.conns) > 18000:
         ap.error("at most 18,000 connections: processes here may hold 20,000 open files")
 
+    if opts.pin:
+        try:
+            h.set_pinning(opts.pin)
+        except ValueError as e:
+            ap.error(str(e))
     skipped = []
     has_echo = h.Path(opts.iomux).is_file() and probe(opts.iomux, ["echo"])
     has_load = h.Path(opts.iomux).is_file() and probe(opts.iomux, ["load"])

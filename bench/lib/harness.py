@@ -31,6 +31,7 @@ PEERS_BIN = PEERS_DIR / "target" / "release"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 _live = {}  # pid -> Popen of every process we started and have not stopped yet
+PIN = {}  # role ("server" / "load") -> taskset CPU list; empty: nothing pinned (the default)
 
 
 def log(message):
@@ -99,9 +100,22 @@ class Run:
 # ---------------------------------------------------------------------------------------------- processes
 
 
-def spawn(run, cmd, name, note, stdin=subprocess.DEVNULL, cwd=None):
-    """Starts `cmd` in its own session, stdout/stderr to raw/NAME.stdout.txt / .stderr.txt."""
+def set_pinning(spec):
+    """`--pin SERVER_CPUS:LOAD_CPUS` (taskset lists, e.g. 0:1); raises ValueError on a bad spec."""
+    match = re.fullmatch(r"([0-9][0-9,-]*):([0-9][0-9,-]*)", spec)
+    if not match:
+        raise ValueError(f"--pin wants SERVER_CPUS:LOAD_CPUS (e.g. 0:1), not {spec!r}")
+    PIN["server"], PIN["load"] = match.groups()
+
+
+def spawn(run, cmd, name, note, stdin=subprocess.DEVNULL, cwd=None, role="load"):
+    """Starts `cmd` in its own session, stdout/stderr to raw/NAME.stdout.txt / .stderr.txt.
+
+    `role` is "server", "load" or "tool"; with --pin, servers and load generators run under taskset (which
+    execs the command, so the pid is the command's)."""
     cmd = [str(c) for c in cmd]
+    if PIN.get(role):
+        cmd = ["taskset", "-c", PIN[role]] + cmd
     out_path = run.raw / f"{name}.stdout.txt"
     err_path = run.raw / f"{name}.stderr.txt"
     run.log_command(cmd, note)
@@ -282,7 +296,8 @@ def machine_facts(tools):
         + (" (dirty tree)" if _command_output(["git", "-C", str(REPO_ROOT), "status", "--porcelain"]) else ""),
         "rustc": _command_output(["rustc", "--version"]),
         "python": sys.version.split()[0],
-        "pinning": "none (no taskset); servers and load generators share the same cores",
+        "pinning": (f"servers on CPUs {PIN['server']}, load generators on CPUs {PIN['load']} (taskset)" if PIN
+                    else "none (no taskset); servers and load generators share the same cores"),
     }
     for name, cmd in tools.items():
         facts[name] = _command_output(cmd).splitlines()[0] if _command_output(cmd) else "(no output)"

@@ -41,7 +41,7 @@ class Server:
         name = run.raw_name("server", self.name, tag)
         if self.iomux:
             cmd = [self.iomux, "http", root, "--port", "0", "--quiet", "--workers", opts.workers, *self.iomux_extra]
-            proc = h.spawn(run, cmd, name, f"server {self.name} ({tag})")
+            proc = h.spawn(run, cmd, name, f"server {self.name} ({tag})", role="server")
             try:
                 match = h.wait_first_line(proc, r"http://[^\s/]*:(\d+)/")
                 port = int(match.group(1))
@@ -64,7 +64,7 @@ class Server:
                 cmd = ["h2o", "-c", conf]
             else:
                 cmd = ["lighttpd", "-D", "-f", conf]
-            proc = h.spawn(run, cmd, name, f"server {self.name} ({tag}), config {conf}")
+            proc = h.spawn(run, cmd, name, f"server {self.name} ({tag}), config {conf}", role="server")
             try:
                 h.wait_port(proc, port)
                 check(port)
@@ -259,7 +259,7 @@ def strace_pass(run, opts, server, tmp, root):
         for pid in pids:
             cmd += ["-p", pid]
         name = run.raw_name("strace", server.name, "tracer")
-        tracer = h.spawn(run, cmd, name, f"strace on {server.name} (pids {pids})")
+        tracer = h.spawn(run, cmd, name, f"strace on {server.name} (pids {pids})", role="tool")
         deadline = time.time() + 15
         while "attached" not in h.tail(tracer.err_path, 1 << 16) and time.time() < deadline:
             if tracer.poll() is not None:
@@ -350,25 +350,26 @@ def summarise(run, opts, facts, servers, skipped, argv):
         md.append(h.table(["server", "requests/s", "× best", "p99 ms", "× best", "CPU µs/request", "× best",
                            "errors"], rows))
         md.append("\n")
-    md.append(f"## Memory per idle keep-alive connection ({opts.idle:,} connections)\n\n")
-    md.append("Each connection sent one GET /1k.bin and read the response, then idles (keep-alive); RSS "
-              "(VmRSS summed over the server's processes) of the freshly started server before opening them and "
-              "once all are open.\n\n")
-    ref = h.stats([r["bytes_per_conn"] for r in idles if r["server"] == "nginx"])
-    rows = []
-    for n in names:
-        these = [r for r in idles if r["server"] == n]
-        if not these:
-            continue
-        per = h.stats([r["bytes_per_conn"] for r in these])
-        rows.append([n, h.fmt_stats(h.stats([r["rss_before_kib"] for r in these])),
-                     h.fmt_stats(h.stats([r["rss_after_kib"] for r in these])), h.fmt_stats(per),
-                     h.ratio(per[0], ref and ref[0]), min(r["opened"] for r in these)])
-    md.append(h.table(["server", "RSS before KiB", "RSS after KiB", "bytes per idle connection", "× nginx",
-                       "connections held (min)"], rows))
+    if not opts.no_idle:
+        md.append(f"## Memory per idle keep-alive connection ({opts.idle:,} connections)\n\n")
+        md.append("Each connection sent one GET /1k.bin and read the response, then idles (keep-alive); RSS "
+                  "(VmRSS summed over the server's processes) of the freshly started server before opening them and "
+                  "once all are open.\n\n")
+        ref = h.stats([r["bytes_per_conn"] for r in idles if r["server"] == "nginx"])
+        rows = []
+        for n in names:
+            these = [r for r in idles if r["server"] == n]
+            if not these:
+                continue
+            per = h.stats([r["bytes_per_conn"] for r in these])
+            rows.append([n, h.fmt_stats(h.stats([r["rss_before_kib"] for r in these])),
+                         h.fmt_stats(h.stats([r["rss_after_kib"] for r in these])), h.fmt_stats(per),
+                         h.ratio(per[0], ref and ref[0]), min(r["opened"] for r in these)])
+        md.append(h.table(["server", "RSS before KiB", "RSS after KiB", "bytes per idle connection", "× nginx",
+                           "connections held (min)"], rows))
     if straces:
         order = [n for n in names if n in straces]
-        md.append(f"\n## System calls per keep-alive request (strace -c -f)\n\n")
+        md.append("\n## System calls per keep-alive request (strace -c -f)\n\n")
         md.append(f"`http_fixed` sent {opts.strace_requests:,} GET {STRACE_PATH} over {opts.strace_conns} "
                   "keep-alive connections (after a 1,000-request warm-up) while `strace -c -f -p PID…` was "
                   "attached to every process of the server; calls per request by name (≥ 0.01 shown).\n\n")
@@ -407,6 +408,8 @@ def main():
     ap.add_argument("--no-strace", action="store_true", help="skip the syscall counts")
     ap.add_argument("--no-idle", action="store_true", help="skip the idle-connection memory test")
     ap.add_argument("--servers", help="comma-separated names (nginx,h2o,lighttpd,iomux); default all")
+    ap.add_argument("--pin", help="SERVER_CPUS:LOAD_CPUS, e.g. 0:1: run servers and clients under taskset "
+                                  "(default: nothing pinned)")
     ap.add_argument("--iomux", default=str(h.REPO_ROOT / "target" / "release" / "iomux"), help="iomux binary")
     ap.add_argument("--build", action="store_true", help="build target/release/iomux first (done by http.sh)")
     ap.add_argument("--no-install", action="store_true", help="never apt-get install (done by http.sh)")
@@ -424,6 +427,11 @@ def main():
     if opts.strace_requests < opts.strace_conns:
         ap.error("--strace-requests must be at least --strace-conns")
 
+    if opts.pin:
+        try:
+            h.set_pinning(opts.pin)
+        except ValueError as e:
+            ap.error(str(e))
     skipped = []
     servers = [Server(p) for p in PEERS if shutil.which(p)]
     skipped += [f"{p} (not installed)" for p in PEERS if not shutil.which(p)]
