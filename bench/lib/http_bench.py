@@ -46,7 +46,7 @@ class Server:
                 match = h.wait_first_line(proc, r"http://[^\s/]*:(\d+)/")
                 port = int(match.group(1))
                 check(port)
-            except (RuntimeError, OSError) as e:
+            except (RuntimeError, OSError, http.client.HTTPException) as e:
                 h.stop(proc)
                 raise RuntimeError(f"{self.name}: {e}") from None
             return proc, port
@@ -70,7 +70,7 @@ class Server:
                 check(port)
                 proc.workdir = workdir
                 return proc, port
-            except (RuntimeError, OSError) as e:
+            except (RuntimeError, OSError, http.client.HTTPException) as e:
                 last_error = e
                 h.stop(proc)
                 keep_error_logs(run, workdir, name)
