@@ -1,0 +1,12 @@
+//! The subcommands of `iomux`, one module each; [`run`] dispatches the parsed command line to them.
+
+mod bench;
+
+use crate::args::{Cli, Command};
+
+/// Runs the subcommand the command line names.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Bench(args) => bench::run(args),
+    }
+}
