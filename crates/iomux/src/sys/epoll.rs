@@ -106,6 +106,23 @@ impl EpollBackend {
     }
 }
 
+/// The timeout as `epoll_wait(2)` takes it (-1 blocks), if it says exactly the same: none, or a whole
+/// number of milliseconds that fits a `c_int`.
+#[inline]
+fn whole_millis(timeout: Option<Duration>) -> Option<libc::c_int> {
+    let Some(timeout) = timeout else {
+        return Some(-1);
+    };
+    if timeout.subsec_nanos() % 1_000_000 != 0 {
+        return None;
+    }
+    let ms = timeout
+        .as_secs()
+        .checked_mul(1000)?
+        .checked_add(u64::from(timeout.subsec_millis()))?;
+    libc::c_int::try_from(ms).ok()
+}
+
 /// `epoll_pwait2` with a nanosecond timeout and no signal mask, through syscall(2) so it works with a C
 /// library that lacks the wrapper. Fills at most `buffer.len()` entries.
 fn pwait2(
@@ -176,20 +193,22 @@ impl Backend for EpollBackend {
             self.buffer
                 .resize(max_events, libc::epoll_event { events: 0, u64: 0 });
         }
-        let ready = if self.pwait2 {
+        // epoll_pwait2 only for a timeout epoll_wait cannot express exactly (a fraction of a
+        // millisecond): its timespec copy and signal-mask handling cost more in the kernel.
+        let ready = if self.pwait2 && whole_millis(timeout).is_none() {
             pwait2(
                 self.epoll.as_raw_fd(),
                 &mut self.buffer[..max_events],
                 timeout,
             )?
         } else {
-            let timeout_ms = match timeout {
+            let timeout_ms = whole_millis(timeout).unwrap_or_else(|| match timeout {
                 None => -1,
                 Some(timeout) => timeout
                     .as_nanos()
                     .div_ceil(1_000_000)
                     .min(libc::c_int::MAX as u128) as libc::c_int,
-            };
+            });
             // SAFETY: the buffer holds at least `max_events` initialised entries for the kernel to
             // overwrite.
             let ready = unsafe {
@@ -212,5 +231,22 @@ impl Backend for EpollBackend {
 
     fn close(self) -> io::Result<()> {
         fd::close(self.epoll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_millis_only_for_exact_timeouts() {
+        assert_eq!(whole_millis(None), Some(-1));
+        assert_eq!(whole_millis(Some(Duration::ZERO)), Some(0));
+        assert_eq!(whole_millis(Some(Duration::from_millis(1500))), Some(1500));
+        assert_eq!(whole_millis(Some(Duration::from_micros(1500))), None);
+        assert_eq!(whole_millis(Some(Duration::from_nanos(1))), None);
+        let too_long = Duration::from_millis(libc::c_int::MAX as u64 + 1);
+        assert_eq!(whole_millis(Some(too_long)), None);
+        assert_eq!(whole_millis(Some(Duration::MAX)), None);
     }
 }
