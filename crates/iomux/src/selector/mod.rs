@@ -89,6 +89,11 @@ pub struct Selector<T> {
     /// Created by the first call to [`Selector::waker`].
     waker: Option<Arc<WakerShared>>,
     waker_kind: WakerKind,
+    /// Whether the kernel may report an fd that is no longer registered. Set for good when
+    /// `unregister` absorbs ENOENT or EBADF: the fd was closed while registered, and on epoll a
+    /// duplicate of it may keep its entry alive. Until then every reported fd is registered (or is
+    /// the waker's), so `select` skips looking each one up.
+    may_report_strays: bool,
 }
 
 /// Chooses a selector's backend and waker before creating it.
@@ -143,6 +148,7 @@ impl Builder {
             registry: Registry::new(),
             waker: None,
             waker_kind: self.waker,
+            may_report_strays: false,
         })
     }
 }
@@ -288,7 +294,9 @@ impl<T> Selector<T> {
         self.key(fd)?;
         match self.backend.remove(fd) {
             Ok(()) => {}
-            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::EBADF)) => {}
+            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::EBADF)) => {
+                self.may_report_strays = true;
+            }
             Err(source) => return Err(self.os_error("unregister", fd, source)),
         }
         let key = self.registry.remove(fd).expect("checked registered above");
@@ -388,6 +396,19 @@ impl<T> Selector<T> {
     fn filter(&mut self, events: &mut Events) {
         let notify = self.waker.as_ref().map(|shared| &shared.notify);
         let emulate_oneshot = !self.backend.capabilities().native_oneshot;
+        if !self.may_report_strays && !emulate_oneshot {
+            // Every event is of a registered fd or of the waker, which appears at most once (a wait
+            // reports each fd once): only the waker's event needs taking out.
+            if let Some(notify) = notify {
+                let waker_fd = notify.read_fd();
+                if let Some(at) = events.list.iter().position(|event| event.fd() == waker_fd) {
+                    events.list.remove(at);
+                    notify.drain();
+                    events.woken = true;
+                }
+            }
+            return;
+        }
         let (registry, backend) = (&self.registry, &mut self.backend);
         let mut woken = false;
         events.list.retain(|event| {
