@@ -193,22 +193,20 @@ impl Backend for EpollBackend {
             self.buffer
                 .resize(max_events, libc::epoll_event { events: 0, u64: 0 });
         }
-        // epoll_pwait2 only for a timeout epoll_wait cannot express exactly (a fraction of a
-        // millisecond): its timespec copy and signal-mask handling cost more in the kernel.
-        let ready = if self.pwait2 && whole_millis(timeout).is_none() {
-            pwait2(
-                self.epoll.as_raw_fd(),
-                &mut self.buffer[..max_events],
-                timeout,
-            )?
-        } else {
-            let timeout_ms = whole_millis(timeout).unwrap_or_else(|| match timeout {
-                None => -1,
-                Some(timeout) => timeout
+        // The timeout for epoll_wait, or None for epoll_pwait2, used only for a timeout epoll_wait
+        // cannot express exactly (a fraction of a millisecond): its timespec copy and signal-mask
+        // handling cost more in the kernel.
+        let epoll_wait_timeout = match whole_millis(timeout) {
+            Some(timeout_ms) => Some(timeout_ms),
+            None if self.pwait2 => None,
+            None => Some(timeout.map_or(-1, |timeout| {
+                timeout
                     .as_nanos()
                     .div_ceil(1_000_000)
-                    .min(libc::c_int::MAX as u128) as libc::c_int,
-            });
+                    .min(libc::c_int::MAX as u128) as libc::c_int
+            })),
+        };
+        let ready = if let Some(timeout_ms) = epoll_wait_timeout {
             // SAFETY: the buffer holds at least `max_events` initialised entries for the kernel to
             // overwrite.
             let ready = unsafe {
@@ -220,6 +218,12 @@ impl Backend for EpollBackend {
                 )
             };
             cvt(ready)? as usize
+        } else {
+            pwait2(
+                self.epoll.as_raw_fd(),
+                &mut self.buffer[..max_events],
+                timeout,
+            )?
         };
         events.extend(
             self.buffer[..ready]
