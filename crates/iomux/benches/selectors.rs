@@ -20,7 +20,10 @@
 //!   each round; prints the median, fastest and slowest round per implementation, and the per-round
 //!   ratio of iomux-epoll to each epoll peer;
 //! - `--count IMPL N K OPS`: exactly OPS operations of one implementation and nothing else, to count
-//!   instructions under `valgrind --tool=callgrind` (run it twice with different OPS and subtract).
+//!   instructions under `valgrind --tool=callgrind`;
+//! - `--instructions`: runs itself in `--count` mode under callgrind, twice per implementation and
+//!   scenario with different OPS, and prints the difference per operation: the user-space
+//!   instructions of one wait + dispatch, a figure that does not move with the machine's load.
 //!
 //! This file and one test helper are the only places outside `sys` allowed `unsafe`: the raw libc
 //! floor and the registrations with mio's and polling's epoll; each block has its `// SAFETY:` note.
@@ -32,6 +35,7 @@ use std::io;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::num::NonZeroUsize;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -528,6 +532,63 @@ fn count_mode(args: &[String]) {
     println!("{} n={fds} k={active}: {ops} operations", imp.name());
 }
 
+/// The scenarios of `--instructions`: N is irrelevant to epoll's user-space work, so one N.
+const INSTRUCTION_SCENARIOS: [(usize, usize); 2] = [(1000, 1), (1000, 10)];
+/// The two operation counts whose difference is measured, so set-up and tear-down cancel out.
+const INSTRUCTION_OPS: [u64; 2] = [10_000, 30_000];
+
+/// The instructions callgrind counted in one run of this binary in `--count` mode.
+fn callgrind_instructions(imp: Implementation, fds: usize, active: usize, ops: u64) -> u64 {
+    let this = std::env::current_exe().expect("the path of this benchmark binary");
+    let out_file = std::env::temp_dir().join(format!("iomux-callgrind-{}.out", std::process::id()));
+    let output = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out_file.display()))
+        .arg(&this)
+        .args(["--count", imp.name()])
+        .args([fds.to_string(), active.to_string(), ops.to_string()])
+        .output()
+        .expect("run valgrind (is it installed?)");
+    let _ = std::fs::remove_file(&out_file);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "valgrind failed: {stderr}");
+    // callgrind ends with "==PID== Collected : 123456".
+    stderr
+        .lines()
+        .find_map(|line| line.split("Collected : ").nth(1))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no instruction count in valgrind's output: {stderr}"))
+}
+
+/// `--instructions`: user-space instructions per operation, for every implementation.
+fn instructions_mode() {
+    println!(
+        "User-space instructions per wait + dispatch (valgrind --tool=callgrind; the difference \
+         between {} and {} operations, so set-up cancels out); ready fds spread, timeout {} ms.\n",
+        INSTRUCTION_OPS[0],
+        INSTRUCTION_OPS[1],
+        TIMEOUT.as_millis()
+    );
+    let mut header = String::from("| N | K |");
+    let mut rule = String::from("|---:|---:|");
+    for imp in IMPLEMENTATIONS {
+        header += &format!(" {} |", imp.name());
+        rule += "---:|";
+    }
+    println!("{header}\n{rule}");
+    for (fds, active) in INSTRUCTION_SCENARIOS {
+        let mut line = format!("| {fds} | {active} |");
+        for imp in IMPLEMENTATIONS {
+            let [few, many] =
+                INSTRUCTION_OPS.map(|ops| callgrind_instructions(imp, fds, active, ops));
+            let per_op =
+                many.saturating_sub(few) as f64 / (INSTRUCTION_OPS[1] - INSTRUCTION_OPS[0]) as f64;
+            line += &format!(" {per_op:.0} |");
+        }
+        println!("{line}");
+    }
+}
+
 fn main() {
     iomux::raise_nofile_limit().expect("raise the open-file limit");
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -537,6 +598,10 @@ fn main() {
             .and_then(|value| value.parse().ok())
             .expect("--rounds takes a number of rounds");
         rounds_mode(rounds);
+        return;
+    }
+    if args.iter().any(|arg| arg == "--instructions") {
+        instructions_mode();
         return;
     }
     if let Some(at) = args.iter().position(|arg| arg == "--count") {
