@@ -94,6 +94,9 @@ pub struct Selector<T> {
     /// duplicate of it may keep its entry alive. Until then every reported fd is registered (or is
     /// the waker's), so `select` skips looking each one up.
     may_report_strays: bool,
+    /// Whether oneshot is emulated (select, poll): read once at creation, as `filter` needs it on
+    /// every wait.
+    emulate_oneshot: bool,
 }
 
 /// Chooses a selector's backend and waker before creating it.
@@ -144,6 +147,7 @@ impl Builder {
             source,
         })?;
         Ok(Selector {
+            emulate_oneshot: !backend.capabilities().native_oneshot,
             backend,
             registry: Registry::new(),
             waker: None,
@@ -395,7 +399,7 @@ impl<T> Selector<T> {
     /// registrations that fired.
     fn filter(&mut self, events: &mut Events) {
         let notify = self.waker.as_ref().map(|shared| &shared.notify);
-        let emulate_oneshot = !self.backend.capabilities().native_oneshot;
+        let emulate_oneshot = self.emulate_oneshot;
         if !self.may_report_strays && !emulate_oneshot {
             // Every event is of a registered fd or of the waker, which appears at most once (a wait
             // reports each fd once): only the waker's event needs taking out.
