@@ -182,6 +182,7 @@ impl Backend for EpollBackend {
         // EPOLLONESHOT disarms in the kernel.
     }
 
+    #[inline]
     fn wait(
         &mut self,
         events: &mut Vec<Event>,
