@@ -556,6 +556,18 @@ fn write_growth(out: &mut impl Write, plan: &Plan, records: &[Record]) -> io::Re
         for line in lines {
             writeln!(out, "{line}")?;
         }
+        if plan.timeout_ms > 0
+            && plan
+                .backends
+                .iter()
+                .any(|backend| matches!(backend, BackendKind::Select | BackendKind::Poll))
+        {
+            writeln!(
+                out,
+                "  (select and poll stop setting up waits at the first ready fd they meet, so more \
+                 ready fds, --placement start or --timeout 0 make them cheaper)"
+            )?;
+        }
         writeln!(out)?;
     }
     Ok(())
