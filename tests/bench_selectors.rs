@@ -219,3 +219,24 @@ fn a_closed_stdout_ends_quietly() {
     assert!(status.success(), "status {status:?}, stderr: {text}");
     assert_eq!(text, "", "nothing is reported for a closed stdout");
 }
+
+#[test]
+fn more_fds_than_the_limit_is_an_error() {
+    // util-linux's prlimit runs the command with a known, low open-file limit (hard and soft).
+    let output = Command::new("prlimit")
+        .arg("--nofile=1000:1000")
+        .arg(env!("CARGO_BIN_EXE_iomux"))
+        .args(["bench", "selectors", "--fds", "5000", "--active", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run prlimit (util-linux)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.starts_with(
+            "iomux: --fds 5000 needs about 5032 descriptors but this process may open 1000"
+        ),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing is measured");
+}
