@@ -1,31 +1,59 @@
 //! [`Events`], the reusable buffer [`Selector::select`](super::Selector::select) fills, and the
 //! [`Event`] it holds for each ready fd. Layer 1, the selector API.
 
+use std::fmt;
 use std::os::fd::RawFd;
 use std::slice;
 
 use super::Ready;
+use crate::sys::RawEvent;
 
 /// One ready fd and what it is ready for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Event {
-    fd: RawFd,
-    ready: Ready,
-}
+///
+/// It has the layout of the kernel's `struct epoll_event` (the fd in the data word, the readiness in
+/// poll(2)'s bit values), so epoll fills the buffer of [`Events`] directly, with no copy.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Event(RawEvent);
 
 impl Event {
     pub(crate) fn new(fd: RawFd, ready: Ready) -> Event {
-        Event { fd, ready }
+        Event(RawEvent {
+            events: u32::from(ready.bits()),
+            u64: fd as u64,
+        })
     }
 
     /// The fd; [`Selector::get`](super::Selector::get) finds its registration.
+    #[inline]
     pub fn fd(&self) -> RawFd {
-        self.fd
+        // The selector stores the fd in the data word; a copy, as the kernel's struct is packed.
+        let data = self.0.u64;
+        data as RawFd
     }
 
     /// What it is ready for.
+    #[inline]
     pub fn ready(&self) -> Ready {
-        self.ready
+        let bits = self.0.events;
+        Ready::from_kernel_bits(bits)
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Event) -> bool {
+        self.fd() == other.fd() && self.ready() == other.ready()
+    }
+}
+
+impl Eq for Event {}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("fd", &self.fd())
+            .field("ready", &self.ready())
+            .finish()
     }
 }
 

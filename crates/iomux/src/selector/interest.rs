@@ -98,26 +98,49 @@ impl fmt::Debug for Interest {
 /// poll and epoll also report error, hang-up and read-closed. Error and hang-up are reported whether or
 /// not they were asked for.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Ready(u8);
+pub struct Ready(u16);
+
+// The flags carry the values of Linux's poll(2) bits, which epoll(7) shares, so the poll and epoll
+// backends convert what the kernel reports with one mask (`Ready::from_kernel_bits`); the backends
+// assert the values at compile time.
+const READABLE: u16 = 0x001;
+const PRIORITY_BIT: u16 = 0x002;
+const WRITABLE: u16 = 0x004;
+const ERROR: u16 = 0x008;
+const HUP: u16 = 0x010;
+const INVALID: u16 = 0x020;
+const READ_CLOSED: u16 = 0x2000;
+const ALL: u16 = READABLE | PRIORITY_BIT | WRITABLE | ERROR | HUP | INVALID | READ_CLOSED;
 
 impl Ready {
     /// Nothing: the identity of `|`.
     pub const EMPTY: Ready = Ready(0);
     /// Data can be read without blocking (or the peer's end of stream, or an error, is there to read).
-    pub const READABLE: Ready = Ready(1);
+    pub const READABLE: Ready = Ready(READABLE);
     /// Data can be written without blocking.
-    pub const WRITABLE: Ready = Ready(1 << 1);
+    pub const WRITABLE: Ready = Ready(WRITABLE);
     /// An error is pending on the fd (`POLLERR`, `EPOLLERR`); `take_error` or the next IO call says which.
-    pub const ERROR: Ready = Ready(1 << 2);
+    pub const ERROR: Ready = Ready(ERROR);
     /// Hang-up: both directions are closed (`POLLHUP`, `EPOLLHUP`).
-    pub const HUP: Ready = Ready(1 << 3);
+    pub const HUP: Ready = Ready(HUP);
     /// The peer closed or shut down its write side (`POLLRDHUP`, `EPOLLRDHUP`).
-    pub const READ_CLOSED: Ready = Ready(1 << 4);
+    pub const READ_CLOSED: Ready = Ready(READ_CLOSED);
     /// Priority (out-of-band) data: select's exceptional condition, `POLLPRI`, `EPOLLPRI`.
-    pub const PRIORITY: Ready = Ready(1 << 5);
+    pub const PRIORITY: Ready = Ready(PRIORITY_BIT);
     /// The fd was closed without being unregistered (`POLLNVAL`; select's `EBADF`, then a check of
     /// each fd). epoll cannot report this: the kernel drops a closed fd from the set silently.
-    pub const INVALID: Ready = Ready(1 << 6);
+    pub const INVALID: Ready = Ready(INVALID);
+
+    /// The flags of a poll(2) `revents` or an epoll(7) `events` word; bits with no flag are dropped.
+    #[inline]
+    pub(crate) const fn from_kernel_bits(bits: u32) -> Ready {
+        Ready((bits & ALL as u32) as u16)
+    }
+
+    /// The raw value, for the backends' compile-time checks.
+    pub(crate) const fn bits(self) -> u16 {
+        self.0
+    }
 
     /// Whether no flag is set.
     pub const fn is_empty(self) -> bool {

@@ -40,7 +40,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use self::error::Error;
 pub use self::events::{Event, Events};
@@ -53,8 +53,8 @@ pub use crate::sys::{BackendKind, Capabilities, UnknownBackend};
 
 use self::registry::Registry;
 use self::waker::WakerShared;
-use crate::sys::AnyBackend;
 use crate::sys::notify::Notify;
+use crate::sys::{AnyBackend, clock};
 
 /// Watches many fds at once and reports which are ready, over the backend of your choice; each
 /// registration carries a `T` (Python's `key.data`).
@@ -63,8 +63,9 @@ use crate::sys::notify::Notify;
 /// - **Timeouts.** `None` blocks until an event or a wake-up; `Some(Duration::ZERO)` polls; any other
 ///   timeout is rounded *up* to the [resolution](Capabilities::resolution) of the call in use (select
 ///   1 µs, poll and `epoll_wait` 1 ms, `epoll_pwait2` 1 ns), so a sub-millisecond timeout never becomes
-///   a busy loop, and `select` never returns empty before the timeout has passed: a wait the kernel ends
-///   early, or one interrupted by a signal (EINTR), resumes with the remaining time.
+///   a busy loop, and `select` never returns empty before the timeout has passed: a wait interrupted
+///   by a signal (EINTR), or ended only by events of unregistered fds, resumes with the remaining time
+///   (measured on the coarse clock, so such a resumed wait may end up to two ticks late, never early).
 /// - **Triggers.** [`Trigger::Level`] everywhere; [`Trigger::Edge`] on epoll only (select and poll
 ///   refuse it with [`Error::Unsupported`], never silently falling back to level); [`Trigger::Oneshot`]
 ///   natively on epoll and emulated on select and poll: after it is reported once, the fd is silent
@@ -97,6 +98,8 @@ pub struct Selector<T> {
     /// Whether oneshot is emulated (select, poll): read once at creation, as `filter` needs it on
     /// every wait.
     emulate_oneshot: bool,
+    /// The backend's timeout resolution in nanoseconds, fixed at creation (see `step_nanos`).
+    resolution_nanos: u32,
 }
 
 /// Chooses a selector's backend and waker before creating it.
@@ -148,6 +151,7 @@ impl Builder {
         })?;
         Ok(Selector {
             emulate_oneshot: !backend.capabilities().native_oneshot,
+            resolution_nanos: step_nanos(backend.capabilities().resolution),
             backend,
             registry: Registry::new(),
             waker: None,
@@ -345,24 +349,27 @@ impl<T> Selector<T> {
         timeout: Option<Duration>,
     ) -> Result<usize, Error> {
         events.clear();
-        let resolution = self.backend.capabilities().resolution;
-        let (deadline, mut remaining) = match timeout {
+        let resolution = self.resolution_nanos;
+        // When the wait began, on the cheap coarse clock. It is only consulted when a wait ends
+        // without having waited its whole time (a signal, or only events of unregistered fds); the
+        // deadline is then pushed back by that clock's lag, so a resumed wait may end late by a tick
+        // or two, never early.
+        let (start, mut remaining) = match timeout {
             None => (None, None),
             // A zero timeout polls: no deadline to keep, so no clock to read.
             Some(timeout) if timeout.is_zero() => (None, Some(Duration::ZERO)),
-            // A timeout too large to add to now is as good as none.
-            Some(timeout) => match Instant::now().checked_add(timeout) {
-                Some(deadline) => (Some(deadline), Some(round_up(timeout, resolution))),
-                None => (None, None),
-            },
+            Some(timeout) => (
+                Some(clock::coarse_now()),
+                Some(round_up(timeout, resolution)),
+            ),
         };
         loop {
-            match self
+            let interrupted = match self
                 .backend
                 .wait(&mut events.list, events.capacity, remaining)
             {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Ok(()) => false,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => true,
                 Err(source) => {
                     return Err(Error::Os {
                         operation: "select",
@@ -371,18 +378,30 @@ impl<T> Selector<T> {
                         source,
                     });
                 }
-            }
+            };
             if !events.list.is_empty() {
                 self.filter(events);
                 if !events.list.is_empty() || events.woken {
                     return Ok(events.list.len());
                 }
+            } else if !interrupted && remaining.is_some_and(|left| left <= LONGEST_KERNEL_TIMEOUT) {
+                // The kernel reported nothing and was not interrupted, so it waited the whole
+                // (rounded-up) timeout: select(2), poll(2) and epoll_wait(2) never end a wait early.
+                return Ok(0);
             }
-            // Nothing to report: the kernel ended the wait early, a signal interrupted it, or only
-            // events of unregistered fds came. Wait again for whatever time is left.
-            match (deadline, remaining) {
-                (Some(deadline), _) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
+            // A signal interrupted the wait, only events of unregistered fds came, or the timeout was
+            // longer than the kernel takes. Wait again for whatever time is left.
+            match (start, timeout) {
+                (Some(start), Some(timeout)) => {
+                    let Some(deadline) = start
+                        .checked_add(clock::coarse_lag())
+                        .and_then(|start| start.checked_add(timeout))
+                    else {
+                        // Too far away to represent: as good as no timeout.
+                        remaining = None;
+                        continue;
+                    };
+                    let left = deadline.saturating_sub(clock::now());
                     if left.is_zero() {
                         return Ok(0);
                     }
@@ -390,7 +409,7 @@ impl<T> Selector<T> {
                 }
                 // A poll (zero timeout) is not repeated.
                 (None, Some(_)) => return Ok(0),
-                (None, None) => {}
+                _ => {}
             }
         }
     }
@@ -539,24 +558,31 @@ impl<T> Drop for Selector<T> {
     }
 }
 
-/// `timeout` rounded up to a whole multiple of `resolution`.
+/// The longest timeout every backend passes to the kernel whole: poll(2) and epoll_wait(2) take an
+/// `int` of milliseconds. A longer wait is cut short by the backend and resumed by `select`.
+const LONGEST_KERNEL_TIMEOUT: Duration = Duration::from_millis(libc::c_int::MAX as u64);
+
+/// `timeout` rounded up to a whole multiple of `step_nanos`.
 #[inline]
-fn round_up(timeout: Duration, resolution: Duration) -> Duration {
-    // The backends' resolutions (1 ns, 1 µs, 1 ms) divide a second, so only the fraction of a second
-    // needs rounding: a 32-bit division instead of a 128-bit one on every wait.
-    let fraction_step = resolution.subsec_nanos();
-    if resolution.as_secs() == 0 && fraction_step != 0 && 1_000_000_000 % fraction_step == 0 {
-        if fraction_step == 1 {
-            return timeout;
-        }
-        let nanos = timeout.subsec_nanos().div_ceil(fraction_step) * fraction_step;
-        return Duration::from_secs(timeout.as_secs())
-            .checked_add(Duration::from_nanos(u64::from(nanos)))
-            .unwrap_or(Duration::MAX);
+fn round_up(timeout: Duration, step_nanos: u32) -> Duration {
+    // The step divides a second (see `step_nanos`), so only the fraction of a second needs rounding.
+    let fraction = timeout.subsec_nanos();
+    let rounded = fraction.div_ceil(step_nanos) * step_nanos;
+    if rounded == fraction {
+        return timeout;
     }
-    let step = resolution.as_nanos().max(1);
-    let nanos = timeout.as_nanos().div_ceil(step) * step;
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    Duration::from_secs(timeout.as_secs()).saturating_add(Duration::from_nanos(u64::from(rounded)))
+}
+
+/// A backend's timeout resolution as a step of nanoseconds that divides a second (1 ns, 1 µs and
+/// 1 ms all do); any other resolution is taken as the next such step up, so rounding stays upward.
+fn step_nanos(resolution: Duration) -> u32 {
+    const STEPS: [u32; 4] = [1, 1_000, 1_000_000, 1_000_000_000];
+    let nanos = resolution.as_nanos();
+    STEPS
+        .into_iter()
+        .find(|&step| u128::from(step) >= nanos)
+        .unwrap_or(1_000_000_000)
 }
 
 #[cfg(test)]
@@ -566,31 +592,43 @@ mod tests {
     #[test]
     fn round_up_never_shortens() {
         let ms = Duration::from_millis(1);
-        assert_eq!(round_up(Duration::from_micros(1), ms), ms);
-        assert_eq!(round_up(Duration::from_micros(1500), ms), 2 * ms);
-        assert_eq!(round_up(2 * ms, ms), 2 * ms);
-        assert_eq!(round_up(Duration::ZERO, ms), Duration::ZERO);
+        assert_eq!(round_up(Duration::from_micros(1), step_nanos(ms)), ms);
         assert_eq!(
-            round_up(Duration::from_nanos(1), Duration::from_micros(1)),
+            round_up(Duration::from_micros(1500), step_nanos(ms)),
+            2 * ms
+        );
+        assert_eq!(round_up(2 * ms, step_nanos(ms)), 2 * ms);
+        assert_eq!(round_up(Duration::ZERO, step_nanos(ms)), Duration::ZERO);
+        assert_eq!(
+            round_up(
+                Duration::from_nanos(1),
+                step_nanos(Duration::from_micros(1))
+            ),
             Duration::from_micros(1)
         );
         assert_eq!(
-            round_up(Duration::from_nanos(7), Duration::from_nanos(1)),
+            round_up(Duration::from_nanos(7), step_nanos(Duration::from_nanos(1))),
             Duration::from_nanos(7)
         );
         // The fraction rounds up into the next whole second.
         assert_eq!(
-            round_up(Duration::new(3, 999_999_001), ms),
+            round_up(Duration::new(3, 999_999_001), step_nanos(ms)),
             Duration::from_secs(4)
         );
-        assert_eq!(round_up(Duration::MAX, ms), Duration::MAX);
-        // A step that does not divide a second takes the general path.
+        assert_eq!(round_up(Duration::MAX, step_nanos(ms)), Duration::MAX);
+        // A resolution that does not divide a second is taken as the next step up.
         assert_eq!(
-            round_up(Duration::from_nanos(10), Duration::from_nanos(7)),
-            Duration::from_nanos(14)
+            round_up(
+                Duration::from_nanos(10),
+                step_nanos(Duration::from_nanos(7))
+            ),
+            Duration::from_micros(1)
         );
         assert_eq!(
-            round_up(Duration::from_millis(2500), Duration::from_secs(1)),
+            round_up(
+                Duration::from_millis(2500),
+                step_nanos(Duration::from_secs(1))
+            ),
             Duration::from_secs(3)
         );
     }

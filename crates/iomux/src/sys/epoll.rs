@@ -3,6 +3,7 @@
 //! boundary (`sys`).
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -18,12 +19,10 @@ const PWAIT2_UNKNOWN: u8 = 0;
 const PWAIT2_YES: u8 = 1;
 const PWAIT2_NO: u8 = 2;
 
-/// The epoll backend: one epoll instance and the buffer `epoll_wait` fills.
+/// The epoll backend: one epoll instance. `epoll_wait` fills the caller's `Events` buffer in place.
 #[derive(Debug)]
 pub(crate) struct EpollBackend {
     epoll: OwnedFd,
-    /// Zero-initialised once, then overwritten by the kernel; grows only when `max_events` does.
-    buffer: Vec<libc::epoll_event>,
     pwait2: bool,
 }
 
@@ -49,23 +48,15 @@ fn epoll_bits(interest: Interest, trigger: Trigger) -> u32 {
     bits as u32
 }
 
-fn ready_from(events: u32) -> Ready {
-    const TABLE: [(libc::c_int, Ready); 6] = [
-        (libc::EPOLLIN, Ready::READABLE),
-        (libc::EPOLLOUT, Ready::WRITABLE),
-        (libc::EPOLLERR, Ready::ERROR),
-        (libc::EPOLLHUP, Ready::HUP),
-        (libc::EPOLLRDHUP, Ready::READ_CLOSED),
-        (libc::EPOLLPRI, Ready::PRIORITY),
-    ];
-    let mut ready = Ready::EMPTY;
-    for (bit, flag) in TABLE {
-        if events & bit as u32 != 0 {
-            ready = ready | flag;
-        }
-    }
-    ready
-}
+// epoll reports readiness in poll(2)'s bit values, which `Ready` uses: conversion is one mask.
+const _: () = {
+    assert!(libc::EPOLLIN as u16 == Ready::READABLE.bits());
+    assert!(libc::EPOLLOUT as u16 == Ready::WRITABLE.bits());
+    assert!(libc::EPOLLERR as u16 == Ready::ERROR.bits());
+    assert!(libc::EPOLLHUP as u16 == Ready::HUP.bits());
+    assert!(libc::EPOLLRDHUP as u16 == Ready::READ_CLOSED.bits());
+    assert!(libc::EPOLLPRI as u16 == Ready::PRIORITY.bits());
+};
 
 impl EpollBackend {
     pub(crate) fn new() -> io::Result<EpollBackend> {
@@ -75,7 +66,6 @@ impl EpollBackend {
         let epoll = unsafe { OwnedFd::from_raw_fd(raw) };
         let mut backend = EpollBackend {
             epoll,
-            buffer: Vec::new(),
             pwait2: false,
         };
         backend.pwait2 = match PWAIT2.load(Ordering::Relaxed) {
@@ -84,7 +74,7 @@ impl EpollBackend {
             _ => {
                 // ENOSYS: kernel before 5.11 or valgrind; EPERM: a seccomp filter. Either way fall
                 // back to epoll_wait and its millisecond timeouts.
-                let mut probe = [libc::epoll_event { events: 0, u64: 0 }];
+                let mut probe = [MaybeUninit::<Event>::uninit()];
                 let works = pwait2(raw, &mut probe, Some(Duration::ZERO)).is_ok();
                 PWAIT2.store(
                     if works { PWAIT2_YES } else { PWAIT2_NO },
@@ -124,10 +114,10 @@ fn whole_millis(timeout: Option<Duration>) -> Option<libc::c_int> {
 }
 
 /// `epoll_pwait2` with a nanosecond timeout and no signal mask, through syscall(2) so it works with a C
-/// library that lacks the wrapper. Fills at most `buffer.len()` entries.
+/// library that lacks the wrapper. Fills at most `buffer.len()` entries and returns how many.
 fn pwait2(
     epoll: RawFd,
-    buffer: &mut [libc::epoll_event],
+    buffer: &mut [MaybeUninit<Event>],
     timeout: Option<Duration>,
 ) -> io::Result<usize> {
     let timespec = timeout.map(|timeout| libc::timespec {
@@ -136,13 +126,16 @@ fn pwait2(
     });
     let timespec_ptr = timespec.as_ref().map_or(ptr::null(), |ts| ts as *const _);
     let max_events = buffer.len().min(libc::c_int::MAX as usize) as libc::c_int;
-    // SAFETY: the buffer is live and writable for `max_events` entries, timespec_ptr is null or a live
-    // timespec, and a null sigmask means "keep the current mask" (its size argument is then ignored).
+    // `Event` is a transparent wrapper of `epoll_event`.
+    let buffer_ptr = buffer.as_mut_ptr().cast::<libc::epoll_event>();
+    // SAFETY: the buffer is live and writable for `max_events` entries of epoll_event's layout,
+    // timespec_ptr is null or a live timespec, and a null sigmask means "keep the current mask" (its
+    // size argument is then ignored).
     let ready = unsafe {
         libc::syscall(
             libc::SYS_epoll_pwait2,
             epoll,
-            buffer.as_mut_ptr(),
+            buffer_ptr,
             max_events,
             timespec_ptr,
             ptr::null::<libc::sigset_t>(),
@@ -190,10 +183,10 @@ impl Backend for EpollBackend {
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         let max_events = max_events.clamp(1, libc::c_int::MAX as usize);
-        if self.buffer.len() < max_events {
-            self.buffer
-                .resize(max_events, libc::epoll_event { events: 0, u64: 0 });
-        }
+        // No allocation once the buffer has grown to `max_events` free entries.
+        events.reserve(max_events);
+        let filled = events.len();
+        let spare = &mut events.spare_capacity_mut()[..max_events];
         // The timeout for epoll_wait, or None for epoll_pwait2, used only for a timeout epoll_wait
         // cannot express exactly (a fraction of a millisecond): its timespec copy and signal-mask
         // handling cost more in the kernel.
@@ -208,29 +201,25 @@ impl Backend for EpollBackend {
             })),
         };
         let ready = if let Some(timeout_ms) = epoll_wait_timeout {
-            // SAFETY: the buffer holds at least `max_events` initialised entries for the kernel to
-            // overwrite.
+            // `Event` is a transparent wrapper of `epoll_event`.
+            let buffer = spare.as_mut_ptr().cast::<libc::epoll_event>();
+            // SAFETY: `buffer` points at `max_events` writable entries of epoll_event's layout (the
+            // spare capacity reserved above).
             let ready = unsafe {
                 libc::epoll_wait(
                     self.epoll.as_raw_fd(),
-                    self.buffer.as_mut_ptr(),
+                    buffer,
                     max_events as libc::c_int,
                     timeout_ms,
                 )
             };
             cvt(ready)? as usize
         } else {
-            pwait2(
-                self.epoll.as_raw_fd(),
-                &mut self.buffer[..max_events],
-                timeout,
-            )?
+            pwait2(self.epoll.as_raw_fd(), spare, timeout)?
         };
-        events.extend(
-            self.buffer[..ready]
-                .iter()
-                .map(|event| Event::new(event.u64 as RawFd, ready_from(event.events))),
-        );
+        // SAFETY: the kernel initialised the first `ready` (at most `max_events`) entries of the spare
+        // capacity, as epoll_wait(2) documents; they follow the `filled` initialised ones.
+        unsafe { events.set_len(filled + ready) };
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::selector::{Event, Interest, Trigger};
 
+pub(crate) mod clock;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod epoll;
 pub mod fd;
@@ -21,6 +22,19 @@ pub(crate) mod notify;
 pub(crate) mod poll;
 pub(crate) mod select;
 pub(crate) mod signal;
+
+/// The kernel's `struct epoll_event`, which [`Event`] wraps so epoll can fill an `Events` buffer in
+/// place; select and poll write the same layout.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) type RawEvent = libc::epoll_event;
+
+/// Where epoll is missing, a struct of the same fields.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[derive(Clone, Copy)]
+pub(crate) struct RawEvent {
+    pub(crate) events: u32,
+    pub(crate) u64: u64,
+}
 
 /// A readiness mechanism of the operating system.
 ///

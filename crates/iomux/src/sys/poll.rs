@@ -38,24 +38,16 @@ fn poll_bits(interest: Interest) -> libc::c_short {
     bits
 }
 
-fn ready_from(revents: libc::c_short) -> Ready {
-    const TABLE: [(libc::c_short, Ready); 7] = [
-        (libc::POLLIN, Ready::READABLE),
-        (libc::POLLOUT, Ready::WRITABLE),
-        (libc::POLLERR, Ready::ERROR),
-        (libc::POLLHUP, Ready::HUP),
-        (libc::POLLRDHUP, Ready::READ_CLOSED),
-        (libc::POLLPRI, Ready::PRIORITY),
-        (libc::POLLNVAL, Ready::INVALID),
-    ];
-    let mut ready = Ready::EMPTY;
-    for (bit, flag) in TABLE {
-        if revents & bit != 0 {
-            ready = ready | flag;
-        }
-    }
-    ready
-}
+// `Ready` uses poll(2)'s bit values: conversion is one mask.
+const _: () = {
+    assert!(libc::POLLIN as u16 == Ready::READABLE.bits());
+    assert!(libc::POLLOUT as u16 == Ready::WRITABLE.bits());
+    assert!(libc::POLLERR as u16 == Ready::ERROR.bits());
+    assert!(libc::POLLHUP as u16 == Ready::HUP.bits());
+    assert!(libc::POLLRDHUP as u16 == Ready::READ_CLOSED.bits());
+    assert!(libc::POLLPRI as u16 == Ready::PRIORITY.bits());
+    assert!(libc::POLLNVAL as u16 == Ready::INVALID.bits());
+};
 
 impl PollBackend {
     pub(crate) fn new() -> PollBackend {
@@ -159,7 +151,10 @@ impl Backend for PollBackend {
             }
             if entry.revents != 0 {
                 remaining -= 1;
-                events.push(Event::new(entry.fd, ready_from(entry.revents)));
+                events.push(Event::new(
+                    entry.fd,
+                    Ready::from_kernel_bits(entry.revents as u16 as u32),
+                ));
             }
         }
         Ok(())
