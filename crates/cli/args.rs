@@ -39,7 +39,7 @@ pub enum Command {
 /// Options of `iomux client`.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// The server to connect to, as HOST:PORT (e.g. 127.0.0.1:8888, [::1]:8888)
+    /// The server to connect to, as HOST:PORT (e.g. 127.0.0.1:8888; an IPv6 host in brackets)
     #[arg(value_name = "HOST:PORT")]
     pub address: String,
 }
