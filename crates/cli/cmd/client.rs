@@ -10,8 +10,9 @@
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use iomux::selector::{BackendKind, Events, Interest, Selector};
@@ -20,6 +21,8 @@ use crate::args::ClientArgs;
 
 /// The most bytes of an unfinished line held back before they are printed anyway.
 const LINE_LIMIT: usize = 64 * 1024;
+/// How long a connection attempt may take before the next address is tried (or the client gives up).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much one read takes from standard input or the connection.
 const CHUNK: usize = 16 * 1024;
 
@@ -33,8 +36,7 @@ enum Source {
 /// Runs `iomux client`.
 pub fn run(args: ClientArgs) -> anyhow::Result<()> {
     let address = args.address;
-    let stream =
-        TcpStream::connect(&address).with_context(|| format!("connecting to {address}"))?;
+    let stream = connect(&address).with_context(|| format!("connecting to {address}"))?;
     // A duplicate of fd 0, read with plain read(2): std's stdin buffer would hide data from the selector.
     let input = io::stdin()
         .as_fd()
@@ -42,6 +44,19 @@ pub fn run(args: ClientArgs) -> anyhow::Result<()> {
         .map(File::from)
         .context("opening standard input")?;
     relay(stream, input, io::stdout().lock(), &address)
+}
+
+/// Connects to the first address `address` resolves to that answers within [`CONNECT_TIMEOUT`].
+fn connect(address: &str) -> io::Result<TcpStream> {
+    let mut last = None;
+    for resolved in address.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&resolved, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| io::Error::new(ErrorKind::NotFound, "the address resolved to nothing")))
 }
 
 /// Sends `input` to `stream` and prints what comes back to `output`, framed by newlines, until the
