@@ -14,7 +14,7 @@
 //! `max_us`, `errors`, `duration_s`), which the benchmark harness reads.
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -263,7 +263,6 @@ fn print_report(report: &Report, json: bool) -> anyhow::Result<()> {
             report.max_us
         )
     };
-    use std::io::Write as _;
     writeln!(io::stdout(), "{text}").context("writing to standard output")
 }
 
