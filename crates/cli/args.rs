@@ -2,6 +2,7 @@
 //! with its own argument struct, so a new subcommand is one variant and one struct.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use iomux::selector::BackendKind;
@@ -21,6 +22,93 @@ pub struct Cli {
 pub enum Command {
     /// Measure iomux's building blocks.
     Bench(BenchArgs),
+    /// Talk to a TCP server line by line: send standard input, print what comes back.
+    #[command(
+        long_about = "Talk to a TCP server line by line: send each line of standard input with its \
+                      newline, and print what comes back up to each newline as it arrives.\n\n\
+                      At the end of input the client shuts its write side (the server sees end of \
+                      stream), prints the rest until the server closes, and exits 0. Bytes pass \
+                      unchanged both ways. Works in a pipe: printf 'a\\nb\\n' | iomux client \
+                      127.0.0.1:8888"
+    )]
+    Client(ClientArgs),
+    /// Generate load against a server.
+    Load(LoadArgs),
+}
+
+/// Options of `iomux client`.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The server to connect to, as HOST:PORT (e.g. 127.0.0.1:8888; an IPv6 host in brackets)
+    #[arg(value_name = "HOST:PORT")]
+    pub address: String,
+}
+
+/// `iomux load`: which kind of server to load.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The kind of server.
+    #[command(subcommand)]
+    pub target: LoadTarget,
+}
+
+/// The load generators of `iomux load`.
+#[derive(Debug, Subcommand)]
+pub enum LoadTarget {
+    /// Ping-pong against an echo server: each connection sends a message, reads it back, checks it
+    /// and repeats; reports messages/s and round-trip latency.
+    #[command(
+        long_about = "Ping-pong against an echo server: each connection sends --size bytes, reads the \
+                      same bytes back, checks them and repeats, one message in flight per \
+                      connection, for --duration seconds after every connection is open.\n\n\
+                      Reports messages per second and the p50, p99 and max round-trip latency; a \
+                      connection that fails to connect, errs, closes or sends back other bytes counts \
+                      as an error and the others go on. Exits 1 only if no connection could be \
+                      opened. Runs on iomux's own runtime."
+    )]
+    Echo(LoadEchoArgs),
+}
+
+/// Options of `iomux load echo`.
+#[derive(Debug, Args)]
+pub struct LoadEchoArgs {
+    /// The echo server, as HOST:PORT
+    #[arg(value_name = "HOST:PORT")]
+    pub address: String,
+
+    /// Concurrent connections
+    #[arg(
+        short = 'c',
+        long,
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub connections: u32,
+
+    /// Seconds of load after every connection is open (fractions allowed, at most 3600)
+    #[arg(short = 'd', long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
+    pub duration: Duration,
+
+    /// Bytes per message
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..=16 * 1024 * 1024)
+    )]
+    pub size: u32,
+
+    /// Client threads, each with its own runtime and a share of the connections
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+
+    /// The selector backend of the client's runtime: auto (the best here), select, poll or epoll
+    #[arg(long, value_name = "BACKEND", default_value = "auto", value_parser = parse_backend_or_auto)]
+    pub backend: BackendKind,
+
+    /// Print one JSON object on stdout instead of a sentence
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `iomux bench`: which benchmark to run.
@@ -128,5 +216,26 @@ fn parse_backend(name: &str) -> Result<BackendKind, String> {
         Ok(kind)
     } else {
         Err(format!("backend {kind} is not available on this platform"))
+    }
+}
+
+/// Parses a backend name, or `auto` for the best backend here.
+fn parse_backend_or_auto(name: &str) -> Result<BackendKind, String> {
+    if name == "auto" {
+        Ok(BackendKind::best())
+    } else {
+        parse_backend(name)
+    }
+}
+
+/// Parses a duration in seconds (fractions allowed), more than 0 and at most an hour.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if seconds > 0.0 && seconds <= 3600.0 {
+        Ok(Duration::from_secs_f64(seconds))
+    } else {
+        Err(format!("{text} s is outside (0, 3600]"))
     }
 }

@@ -1,6 +1,8 @@
 //! The subcommands of `iomux`, one module each; [`run`] dispatches the parsed command line to them.
 
 mod bench;
+mod client;
+mod load;
 
 use crate::args::{Cli, Command};
 
@@ -8,5 +10,7 @@ use crate::args::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Client(args) => client::run(args),
+        Command::Load(args) => load::run(args),
     }
 }
