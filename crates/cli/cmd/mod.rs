@@ -1,6 +1,7 @@
 //! The subcommands of `iomux`, one module each; [`run`] dispatches the parsed command line to them.
 
 mod bench;
+mod http;
 
 use crate::args::{Cli, Command};
 
@@ -8,5 +9,6 @@ use crate::args::{Cli, Command};
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Http(args) => http::run(args),
     }
 }
