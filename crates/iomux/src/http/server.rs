@@ -635,8 +635,14 @@ impl Listener {
         if self.worker.is_shutting_down() {
             return;
         }
+        // The readiness event says a connection is waiting; after an accept, only the next event can
+        // say so again. A connection is closed to make room only for one known to be waiting.
+        let mut waiting = true;
         for _ in 0..ACCEPT_BATCH {
             if !self.worker.shared.reserve() {
+                if !waiting {
+                    break;
+                }
                 if self.worker.close_idle(event_loop) {
                     continue;
                 }
@@ -648,6 +654,7 @@ impl Listener {
                 .accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             {
                 Ok((socket, address)) => {
+                    waiting = false;
                     self.exhausted = false;
                     let peer = address
                         .as_socket()
@@ -688,7 +695,10 @@ impl Listener {
             Err(error) => {
                 // e.g. select's fd ceiling: the connection is dropped (closed) with the handler.
                 self.worker.shared.unreserve();
-                eprintln!("iomux http: closing the connection from {peer}: {error}");
+                eprintln!(
+                    "iomux http: closing the connection from {peer}: {}",
+                    error_chain(&error)
+                );
                 return;
             }
         };
@@ -721,10 +731,25 @@ impl Listener {
 
     fn rearm(&mut self, event_loop: &mut EventLoop<Source>) {
         if let Err(error) = event_loop.modify(self.fd(), Interest::READ) {
-            eprintln!("iomux http: cannot watch the listener again: {error}; retrying");
+            eprintln!(
+                "iomux http: cannot watch the listener again: {}; retrying",
+                error_chain(&error)
+            );
             self.pause(event_loop);
         }
     }
+}
+
+/// `error` and its sources, joined by `: ` (the way the command prints errors).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// What a worker thread starts with.
@@ -850,5 +875,69 @@ fn begin_shutdown(event_loop: &mut EventLoop<Source>) {
     } else {
         let timeout = worker.site.config().shutdown_timeout;
         event_loop.call_later(timeout, EventLoop::stop);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(list: &mut IdleList) -> Vec<RawFd> {
+        std::iter::from_fn(|| list.pop_front()).collect()
+    }
+
+    #[test]
+    fn the_idle_list_pops_least_recently_listed_first() {
+        let mut list = IdleList::new();
+        assert_eq!(list.pop_front(), None);
+        for fd in [7, 3, 12, 5] {
+            list.push_back(fd);
+        }
+        // 3 becomes active and idle again: now the most recent.
+        list.remove(3);
+        list.push_back(3);
+        assert_eq!(drain(&mut list), [7, 12, 5, 3]);
+        assert_eq!(list.pop_front(), None);
+    }
+
+    #[test]
+    fn removing_the_head_the_tail_and_the_middle_keeps_the_links() {
+        let mut list = IdleList::new();
+        for fd in 0..6 {
+            list.push_back(fd);
+        }
+        list.remove(0);
+        list.remove(5);
+        list.remove(2);
+        assert_eq!(drain(&mut list), [1, 3, 4]);
+        list.push_back(4);
+        list.remove(4);
+        assert_eq!(list.pop_front(), None);
+        list.push_back(9);
+        assert_eq!(drain(&mut list), [9]);
+    }
+
+    #[test]
+    fn the_connection_limit_is_reserved_exactly() {
+        let shared = Shared {
+            connections: AtomicUsize::new(0),
+            max_connections: 2,
+            shutdown: AtomicBool::new(false),
+            loops: Mutex::new(Vec::new()),
+        };
+        assert!(shared.reserve());
+        assert!(shared.reserve());
+        assert!(!shared.reserve());
+        shared.unreserve();
+        assert!(shared.reserve());
+        assert_eq!(shared.connections.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn the_default_connection_limit_leaves_descriptors_free() {
+        let (soft, _) = crate::nofile_limit().unwrap();
+        let limit = default_max_connections() as u64;
+        assert!(limit < soft, "{limit} < {soft}");
+        assert!(limit >= soft / 2, "{limit} >= {soft} / 2");
     }
 }
