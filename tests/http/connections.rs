@@ -210,3 +210,31 @@ fn two_workers_share_the_port() {
         handle.join().unwrap();
     }
 }
+
+#[test]
+fn idle_keep_alive_connections_hold_no_buffers() {
+    // The test process holds 2,000 client sockets: take the hard limit.
+    iomux::raise_nofile_limit().expect("raise RLIMIT_NOFILE");
+    let site = Site::new();
+    let server = Server::start(&site.root(), &["--quiet"]);
+    let mut warm = server.connect();
+    for _ in 0..20 {
+        assert_eq!(warm.get("/big.bin", &[]).status, 200);
+    }
+    let before = server.rss_kib();
+    let count = 2000;
+    let mut clients: Vec<Client> = (0..count).map(|_| server.connect()).collect();
+    for client in &mut clients {
+        client.send(request("GET", "/index.html", &[]).as_bytes());
+    }
+    for client in &mut clients {
+        assert_eq!(client.response(false).status, 200);
+    }
+    let grown = server.rss_kib().saturating_sub(before);
+    // Measured at about 0.2 KiB per connection (the fd table entry, the timer, the idle list);
+    // a per-connection read or write buffer would be 16 KiB or more.
+    assert!(
+        grown * 1024 < count * 2048,
+        "{count} idle connections grew the server by {grown} KiB"
+    );
+}

@@ -319,3 +319,46 @@ fn a_file_truncated_while_being_sent_closes_the_connection() {
         assert_eq!(server.connect().get("/a.txt", &[]).status, 200);
     }
 }
+
+#[test]
+fn a_pipelining_client_that_never_reads_cannot_grow_the_server() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &["--quiet"]);
+    let before = server.rss_kib();
+    let mut client = server.connect();
+    client.stream.set_nonblocking(true).unwrap();
+    let requests = request("GET", "/big.bin", &[]).repeat(64);
+    let mut sent = 0usize;
+    let mut blocked_since = None;
+    let start = Instant::now();
+    // Write requests for 256 KiB responses without reading any, until writing has been blocked for
+    // a second (the server stopped reading) or 5 s have passed.
+    while start.elapsed() < Duration::from_secs(5) {
+        match std::io::Write::write(&mut client.stream, requests.as_bytes()) {
+            Ok(written) => {
+                sent += written;
+                blocked_since = None;
+            }
+            Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(1) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => panic!("writing requests: {error}"),
+        }
+    }
+    assert!(
+        blocked_since.is_some(),
+        "the server kept reading {sent} bytes of requests"
+    );
+    let grown = server.rss_kib().saturating_sub(before);
+    assert!(grown < 16 * 1024, "the server grew by {grown} KiB");
+    // Everything asked for is still answered, in order, once the client reads.
+    client.stream.set_nonblocking(false).unwrap();
+    let asked = sent / request("GET", "/big.bin", &[]).len();
+    for _ in 0..asked.min(20) {
+        assert_eq!(client.response(false).body.len(), 262_144);
+    }
+}

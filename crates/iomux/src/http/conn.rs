@@ -214,6 +214,11 @@ impl Connection {
         self.idle_listed = false;
     }
 
+    /// The connection's pending timer, if any.
+    pub(crate) fn timer(&self) -> Option<Timer> {
+        self.timer
+    }
+
     fn fd(&self) -> RawFd {
         self.socket.as_raw_fd()
     }

@@ -19,9 +19,11 @@
 //!
 //! # Shutdown
 //! On `SIGINT` or `SIGTERM` (with [`Options::signals`]), or [`ShutdownHandle::shutdown`], every worker
-//! closes its listener and its idle connections, answers requests already arriving with
+//! closes its listener, closes its idle connections at the end of the round (a request already
+//! reported in that round is still answered), answers requests already arriving with
 //! `Connection: close`, and stops once its last connection has closed or the shutdown timeout has
-//! passed; [`Running::wait`] then returns `Ok`. A second signal stops at once.
+//! passed; [`Running::wait`] then returns `Ok`. A second signal stops at once. Connections still in
+//! the kernel's accept queue when the listener closes are reset by the kernel.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -603,6 +605,17 @@ impl IdleList {
         }
     }
 
+    /// The listed fds, least recently active first.
+    pub(crate) fn fds(&self) -> Vec<RawFd> {
+        let mut fds = Vec::new();
+        let mut fd = self.head;
+        while fd != NONE {
+            fds.push(fd);
+            fd = self.links[Self::index(fd)].next;
+        }
+        fds
+    }
+
     /// Unlists and returns the least recently active fd.
     pub(crate) fn pop_front(&mut self) -> Option<RawFd> {
         match self.head {
@@ -869,7 +882,18 @@ fn begin_shutdown(event_loop: &mut EventLoop<Source>) {
     {
         event_loop.cancel(timer);
     }
-    while worker.close_idle(event_loop) {}
+    // Idle connections close in this round's timer step (their keep-alive deadline moves to now), so
+    // a request that already arrived on one, and is reported in this round, is still answered.
+    let idle = worker.idle.borrow().fds();
+    for fd in idle {
+        let timer = match event_loop.handler_mut(fd) {
+            Some(Source::Connection(connection)) => connection.timer(),
+            _ => None,
+        };
+        if let Some(timer) = timer {
+            event_loop.reset(timer, Duration::ZERO);
+        }
+    }
     if worker.connections.get() == 0 {
         event_loop.stop();
     } else {
@@ -896,6 +920,7 @@ mod tests {
         // 3 becomes active and idle again: now the most recent.
         list.remove(3);
         list.push_back(3);
+        assert_eq!(list.fds(), [7, 12, 5, 3]);
         assert_eq!(drain(&mut list), [7, 12, 5, 3]);
         assert_eq!(list.pop_front(), None);
     }
