@@ -84,7 +84,7 @@ fn keep_alive_requests_allocate_nothing_in_the_steady_state() {
         )
     };
     let conditional = etag_line.as_bytes();
-    let mut round = |stream: &mut TcpStream, buffer: &mut [u8]| {
+    let round = |stream: &mut TcpStream, buffer: &mut [u8]| {
         assert_eq!(exchange(stream, small, buffer), 200);
         assert_eq!(exchange(stream, conditional, buffer), 304);
         let not_found = exchange(stream, missing, buffer);
