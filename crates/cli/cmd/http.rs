@@ -43,10 +43,13 @@ pub fn run(args: HttpArgs) -> Result<()> {
         )
     })?;
     let (backend, workers) = (server.backend(), server.workers());
+    // Held from before the workers start until the listening line is out: a worker writing its
+    // access log waits for the lock, so the listening line is always the first line. (No worker
+    // runs before `start` returns, so none can hold up a failing start.)
+    let mut stdout = io::stdout().lock();
     let running = server
         .start()
         .context("cannot start the server's workers")?;
-    let mut stdout = io::stdout().lock();
     writeln!(
         stdout,
         "iomux http: listening on http://{}/ (backend {backend}, workers {workers})",

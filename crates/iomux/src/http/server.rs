@@ -199,8 +199,8 @@ impl Server {
         self.max_connections
     }
 
-    /// Starts the workers and returns once every worker's loop is running (and, with
-    /// [`Options::signals`], listening for signals).
+    /// Starts the workers and returns once every worker's loop is ready (and, with
+    /// [`Options::signals`], listening for signals); no worker serves before every one is ready.
     ///
     /// # Errors
     /// [`Error::EventLoop`] if a worker's loop cannot be built or its listener registered (the other
@@ -214,6 +214,7 @@ impl Server {
         });
         let (ready_sender, ready) = mpsc::channel();
         let mut threads = Vec::with_capacity(self.listeners.len());
+        let mut go_senders = Vec::with_capacity(self.listeners.len());
         let mut failure = None;
         for (index, listener) in self.listeners.into_iter().enumerate() {
             let setup = WorkerSetup {
@@ -225,9 +226,11 @@ impl Server {
                 signals: self.signals,
             };
             let ready_sender = ready_sender.clone();
+            let (go_sender, go) = mpsc::channel();
+            go_senders.push(go_sender);
             let spawned = thread::Builder::new()
                 .name(format!("iomux-http-{index}"))
-                .spawn(move || run_worker(setup, ready_sender));
+                .spawn(move || run_worker(setup, ready_sender, go));
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(error) => {
@@ -250,6 +253,11 @@ impl Server {
                 Err(_) => break,
             }
         }
+        // Every loop is ready (or one failed): only now does any worker run, so none serves (or
+        // logs) before `start` returns.
+        for go_sender in go_senders {
+            let _ = go_sender.send(failure.is_none());
+        }
         let running = Running {
             threads,
             handle: ShutdownHandle { shared },
@@ -258,7 +266,6 @@ impl Server {
         match failure {
             None => Ok(running),
             Some(error) => {
-                running.handle.stop_now();
                 let _ = running.wait();
                 Err(error)
             }
@@ -365,12 +372,6 @@ impl ShutdownHandle {
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.each_loop(begin_shutdown);
-    }
-
-    /// Stops every worker at once, dropping open connections.
-    fn stop_now(&self) {
-        self.shared.shutdown.store(true, Ordering::SeqCst);
-        self.shared.each_loop(EventLoop::stop);
     }
 
     /// The number of connections open over all workers right now.
@@ -776,11 +777,20 @@ struct WorkerSetup {
 }
 
 /// A worker thread: builds its loop, reports readiness, runs until shut down.
-fn run_worker(setup: WorkerSetup, ready: mpsc::Sender<Result<(), Error>>) -> Result<(), Error> {
+fn run_worker(
+    setup: WorkerSetup,
+    ready: mpsc::Sender<Result<(), Error>>,
+    go: mpsc::Receiver<bool>,
+) -> Result<(), Error> {
     let index = setup.index;
     let loop_error = |source: event_loop::Error| Error::EventLoop {
         worker: index,
         source,
+    };
+    // If this worker fails or panics, the others stop too, so `Running::wait` cannot hang on them.
+    let mut stop_all = StopAllOnFailure {
+        shared: Arc::clone(&setup.shared),
+        succeeded: false,
     };
     let mut event_loop = match prepare(setup) {
         Ok(event_loop) => {
@@ -794,12 +804,35 @@ fn run_worker(setup: WorkerSetup, ready: mpsc::Sender<Result<(), Error>>) -> Res
         }
     };
     drop(ready);
+    if go.recv() != Ok(true) {
+        // Another worker failed to start: this one never serves.
+        drop(event_loop);
+        WORKER.set(None);
+        stop_all.succeeded = true;
+        return Ok(());
+    }
     let result = event_loop.run();
     access_log::flush();
     // The loop's sources hold the worker too; dropping both ends the thread's state.
     drop(event_loop);
     WORKER.set(None);
+    stop_all.succeeded = result.is_ok();
     result.map(drop).map_err(loop_error)
+}
+
+/// Stops every worker's loop when dropped, unless its worker ended well.
+struct StopAllOnFailure {
+    shared: Arc<Shared>,
+    succeeded: bool,
+}
+
+impl Drop for StopAllOnFailure {
+    fn drop(&mut self) {
+        if !self.succeeded || thread::panicking() {
+            self.shared.shutdown.store(true, Ordering::SeqCst);
+            self.shared.each_loop(EventLoop::stop);
+        }
+    }
 }
 
 /// Builds a worker's loop with its listener (and signal callbacks) registered.
