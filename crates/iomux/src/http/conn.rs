@@ -52,6 +52,9 @@ use crate::event_loop::{EventLoop, Interest, Ready, Timer};
 /// written, so many pipelined requests cannot grow the output without bound.
 const OUTPUT_BUDGET: usize = 64 * 1024;
 
+/// The most memory a reused buffer keeps between uses (a small file's response fits well within).
+const KEEP_CAPACITY: usize = 256 * 1024;
+
 /// How many reads one readiness event may do before the connection yields to the others (a read that
 /// fills the buffer suggests more is waiting).
 const READS_PER_EVENT: usize = 4;
@@ -103,14 +106,13 @@ pub(crate) struct Pending {
 impl Pending {
     /// Empties the box for reuse, keeping its buffers' memory unless a buffer grew unusually large.
     pub(crate) fn clear(&mut self) {
-        const KEEP: usize = 256 * 1024;
         self.input.clear();
         self.output.clear();
-        if self.output.capacity() > KEEP {
-            self.output.shrink_to(KEEP);
+        if self.output.capacity() > KEEP_CAPACITY {
+            self.output.shrink_to(KEEP_CAPACITY);
         }
-        if self.input.capacity() > KEEP {
-            self.input.shrink_to(KEEP);
+        if self.input.capacity() > KEEP_CAPACITY {
+            self.input.shrink_to(KEEP_CAPACITY);
         }
         self.waiting = false;
         self.written = 0;
@@ -501,6 +503,10 @@ impl Connection {
                     return Ok(Flushed { done: false, moved });
                 }
                 out.clear();
+                // A large listing must not pin its memory for the worker's lifetime.
+                if out.capacity() > KEEP_CAPACITY {
+                    out.shrink_to(KEEP_CAPACITY);
+                }
             }
         }
         let sendfile = worker.site.config().sendfile;
