@@ -172,8 +172,9 @@ pub struct HttpArgs {
     #[arg(long, value_name = "SECS", default_value = "15", value_parser = parse_seconds)]
     pub keepalive_timeout: Duration,
 
-    /// The most connections open at once; at the limit the least recently active idle one is closed
-    /// [default: RLIMIT_NOFILE - 64]
+    /// The most connections open at once; at the limit the least recently active idle one is closed,
+    /// and accepting pauses while none is idle [default: RLIMIT_NOFILE - 64, or half a limit of 128
+    /// or less]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: Option<u64>,
 
