@@ -1,6 +1,7 @@
 //! The command line of `iomux`, declared with clap's derive API: one [`Command`] per subcommand, each
 //! with its own argument struct, so a new subcommand is one variant and one struct.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Client(ClientArgs),
     /// Generate load against a server.
     Load(LoadArgs),
+    /// Serve a directory over HTTP/1.1: a static file server on iomux's own event loop.
+    Http(HttpArgs),
 }
 
 /// Options of `iomux client`.
@@ -85,7 +88,7 @@ pub struct LoadEchoArgs {
     )]
     pub connections: u32,
 
-    /// Seconds of load after every connection is open (fractions allowed, at most 3600)
+    /// Seconds of load after every connection is open (fractions allowed, at most a day)
     #[arg(short = 'd', long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
     pub duration: Duration,
 
@@ -209,6 +212,68 @@ impl Placement {
     }
 }
 
+/// Options of `iomux http`.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// The document root; nothing outside it is ever served
+    #[arg(default_value = ".")]
+    pub root: PathBuf,
+
+    /// The address to listen on
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// The port to listen on; 0 picks a free one (the first line of output names it)
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+
+    /// The selector backend: auto (the best available: epoll on Linux), select, poll or epoll
+    #[arg(long, value_name = "BACKEND", default_value = "auto", value_parser = parse_backend_or_auto)]
+    pub backend: BackendKind,
+
+    /// Worker threads, each with its own event loop and listener (SO_REUSEPORT); 0 means one per core
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+
+    /// Serve an HTML listing for a directory without index.html (otherwise 404)
+    #[arg(long)]
+    pub listing: bool,
+
+    /// Follow symbolic links that lead outside the root (otherwise such paths are 404)
+    #[arg(long)]
+    pub follow_symlinks: bool,
+
+    /// Serve and list dotfiles (otherwise any path segment starting with "." is 404)
+    #[arg(long)]
+    pub show_hidden: bool,
+
+    /// Send large files with read/write instead of sendfile(2), for file systems where sendfile fails
+    #[arg(long)]
+    pub no_sendfile: bool,
+
+    /// How long a request head may take to arrive, from its first byte, before 408
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub header_timeout: Duration,
+
+    /// How long an idle keep-alive connection stays open
+    #[arg(long, value_name = "SECS", default_value = "15", value_parser = parse_seconds)]
+    pub keepalive_timeout: Duration,
+
+    /// The most connections open at once; at the limit the least recently active idle one is closed,
+    /// and accepting pauses while none is idle [default: RLIMIT_NOFILE - 64, or half a limit of 128
+    /// or less]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
+    /// How long a graceful shutdown (SIGINT, SIGTERM) waits for responses in flight
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    pub shutdown_timeout: Duration,
+
+    /// No access log on stdout
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 /// Parses one backend name and checks it is compiled in here.
 fn parse_backend(name: &str) -> Result<BackendKind, String> {
     let kind: BackendKind = name.parse().map_err(|err| format!("{err}"))?;
@@ -219,23 +284,25 @@ fn parse_backend(name: &str) -> Result<BackendKind, String> {
     }
 }
 
-/// Parses a backend name, or `auto` for the best backend here.
+/// Parses `auto` (the best backend available here) or a backend name, as `--backend` of `iomux http`
+/// takes it.
 fn parse_backend_or_auto(name: &str) -> Result<BackendKind, String> {
     if name == "auto" {
-        Ok(BackendKind::best())
-    } else {
-        parse_backend(name)
+        return Ok(BackendKind::best());
     }
+    parse_backend(name).map_err(|error| format!("{error} (or auto)"))
 }
 
-/// Parses a duration in seconds (fractions allowed), more than 0 and at most an hour.
+/// Parses a positive number of seconds, fractions allowed (`0.5`), up to a day.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
+    const DAY: f64 = 24.0 * 60.0 * 60.0;
     let seconds: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if seconds > 0.0 && seconds <= 3600.0 {
-        Ok(Duration::from_secs_f64(seconds))
-    } else {
-        Err(format!("{text} s is outside (0, 3600]"))
+    if !(seconds > 0.0 && seconds <= DAY) {
+        return Err(format!(
+            "{text} is out of range; give more than 0 and at most {DAY} seconds"
+        ));
     }
+    Ok(Duration::from_secs_f64(seconds))
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod client;
 mod load;
+mod http;
 
 use crate::args::{Cli, Command};
 
@@ -12,5 +13,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Client(args) => client::run(args),
         Command::Load(args) => load::run(args),
+        Command::Http(args) => http::run(args),
     }
 }

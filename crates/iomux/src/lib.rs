@@ -26,7 +26,10 @@
 //!    (percent-decoded once, `..` resolved lexically, symbolic links checked by the kernel with
 //!    `openat2`), conditional requests (ETag, 304), byte ranges (206, 416), directory listings, and
 //!    response heads written into reusable buffers. It decides every response without doing any socket
-//!    IO, so the per-connection state machine on the event loop only moves bytes (Linux only).
+//!    IO, so the per-connection state machine on the event loop only moves bytes: keep-alive and
+//!    pipelining, `sendfile`, header and keep-alive timeouts, connection limits, an access log,
+//!    thread-per-core workers on `SO_REUSEPORT` listeners and a graceful shutdown
+//!    ([`http::Server`]; Linux only).
 //!
 //! Linux is the supported platform; select and poll compile on any Unix.
 

@@ -2,6 +2,7 @@
 //! error to its HTTP status. Layer 4, the HTTP server.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -116,12 +117,39 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The server cannot listen on its address (when binding a [`Server`](super::Server)).
+    #[error("cannot listen on {address}; check that the address is local and the port is free")]
+    Bind {
+        /// The address asked for (port 0 is resolved after the first worker's listener bound).
+        address: SocketAddr,
+        /// What the system call returned (e.g. EADDRINUSE).
+        #[source]
+        source: io::Error,
+    },
+    /// A worker's event loop could not be built or failed while running.
+    #[error("worker {worker}'s event loop failed")]
+    EventLoop {
+        /// The worker's index, from 0.
+        worker: usize,
+        /// The loop's error.
+        #[source]
+        source: crate::event_loop::Error,
+    },
+    /// A worker thread could not be started, or panicked.
+    #[error("worker {worker} {what}")]
+    Worker {
+        /// The worker's index, from 0.
+        worker: usize,
+        /// What happened, e.g. "panicked: index out of bounds".
+        what: String,
+    },
 }
 
 impl Error {
     /// The HTTP status this error is answered with — the server's status table.
     ///
-    /// [`Error::Io`] and [`Error::Root`] are the server's own failures and map to 500.
+    /// [`Error::Io`] and the server's own failures ([`Error::Root`], [`Error::Bind`],
+    /// [`Error::EventLoop`], [`Error::Worker`]) map to 500.
     pub fn status(&self) -> Status {
         match self {
             Error::Malformed { .. }
@@ -137,7 +165,11 @@ impl Error {
             Error::RangeNotSatisfiable { .. } => Status::RangeNotSatisfiable,
             Error::HeadTooLarge { .. } => Status::RequestHeaderFieldsTooLarge,
             Error::NotImplemented { .. } => Status::NotImplemented,
-            Error::Io { .. } | Error::Root { .. } => Status::InternalServerError,
+            Error::Io { .. }
+            | Error::Root { .. }
+            | Error::Bind { .. }
+            | Error::EventLoop { .. }
+            | Error::Worker { .. } => Status::InternalServerError,
         }
     }
 
@@ -158,7 +190,10 @@ impl Error {
             | Error::UriTooLong { .. }
             | Error::HeadTooLarge { .. }
             | Error::NotImplemented { .. }
-            | Error::Root { .. } => true,
+            | Error::Root { .. }
+            | Error::Bind { .. }
+            | Error::EventLoop { .. }
+            | Error::Worker { .. } => true,
             Error::BadPath { .. }
             | Error::NotFound
             | Error::Hidden
@@ -172,7 +207,12 @@ impl Error {
 impl From<Error> for io::Error {
     fn from(error: Error) -> io::Error {
         let kind = match &error {
-            Error::Io { source, .. } | Error::Root { source, .. } => source.kind(),
+            Error::Io { source, .. } | Error::Root { source, .. } | Error::Bind { source, .. } => {
+                source.kind()
+            }
+            Error::EventLoop { source, .. } => source
+                .os_error()
+                .map_or(io::ErrorKind::Other, io::Error::kind),
             Error::NotFound | Error::Hidden | Error::OutsideRoot => io::ErrorKind::NotFound,
             Error::HeaderTimeout { .. } => io::ErrorKind::TimedOut,
             Error::MethodNotAllowed { .. } | Error::NotImplemented { .. } => {

@@ -30,18 +30,27 @@
 //! # Ok::<(), iomux::http::Error>(())
 //! ```
 //!
+//! [`Server`] runs those calls on the callback event loop: [`Server::bind`] opens the root and the
+//! listeners, [`Server::start`] runs one worker thread per listener, and a [`ShutdownHandle`] (or
+//! `SIGINT` / `SIGTERM`) shuts it down gracefully.
+//!
 //! The pieces: `request.rs` (parsing and limits), `path.rs` (root confinement; its docs explain the
 //! `openat2` choice), `conditional.rs` (ETag, 304, If-Range), `range.rs` (byte ranges and the
 //! multi-range policy), `listing.rs` (directory listings), `response.rs` (routing and writing heads),
-//! `error.rs` (the status table).
+//! `error.rs` (the status table); then `conn.rs` (the per-connection state machine: buffers,
+//! pipelining, timeouts, partial writes, `sendfile`), `server.rs` (listeners, accepting, workers,
+//! connection limits, shutdown) and `access_log.rs` (the common-log-format access log).
 
+mod access_log;
 mod conditional;
+mod conn;
 mod error;
 mod listing;
 mod path;
 mod range;
 mod request;
 mod response;
+mod server;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,6 +60,7 @@ pub use request::{
     MAX_DISCARDED_BODY, MAX_HEAD, MAX_REQUEST_LINE, Method, Parse, Request, Version, parse,
 };
 pub use response::{Body, FileBody, Response, Status, reject};
+pub use server::{ACCEPT_RETRY, Options, Running, Server, ShutdownHandle};
 
 use path::Root;
 
