@@ -21,7 +21,13 @@
 //!    [`net`] holds its sockets: async `TcpListener`, `TcpStream` (implementing `futures-io`'s
 //!    `AsyncRead` and `AsyncWrite`, so `futures-lite`'s helpers work) and `UdpSocket`, over IPv4 and
 //!    IPv6, never raising SIGPIPE and surviving fd exhaustion in `accept`.
-//! 4. Servers: [`http`] — the protocol core of `iomux http`, an HTTP/1.1 static file server (RFC 9110,
+//! 4. Servers: [`echo`] — the echo server of `iomux echo` (bytes back unchanged or uppercased, TCP or
+//!    UDP) in three models side by side: callbacks on the event loop, a coroutine per connection on
+//!    the runtime, and a blocking thread per connection as the baseline; partial writes, bounded
+//!    output per connection, half-close, fd exhaustion and select's fd ceiling handled, with workers
+//!    sharing a port.
+//!
+//!    [`http`] — the protocol core of `iomux http`, an HTTP/1.1 static file server (RFC 9110,
 //!    RFC 9112): request heads parsed with limits (414, 431, 400), paths confined to the document root
 //!    (percent-decoded once, `..` resolved lexically, symbolic links checked by the kernel with
 //!    `openat2`), conditional requests (ETag, 304), byte ranges (206, 416), directory listings, and
@@ -35,6 +41,7 @@
 
 #![cfg(unix)]
 
+pub mod echo;
 pub mod event_loop;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub mod http;

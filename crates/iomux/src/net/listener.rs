@@ -176,7 +176,7 @@ impl TcpListener {
 
 /// Errors after which `accept` should simply be called again: a signal, a connection aborted before
 /// it was accepted, and the pending network errors `accept(2)` (Linux notes) says to treat like EAGAIN.
-fn is_retryable(error: &io::Error) -> bool {
+pub(crate) fn is_retryable(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::Interrupted
         || matches!(
             error.raw_os_error(),
@@ -195,13 +195,17 @@ fn is_retryable(error: &io::Error) -> bool {
 
 /// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: one system call per connection.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn accept_nonblocking(listener: &std::net::TcpListener) -> io::Result<(Socket, socket2::SockAddr)> {
+pub(crate) fn accept_nonblocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(Socket, socket2::SockAddr)> {
     SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
 }
 
 /// `accept(2)` (close-on-exec) and then `O_NONBLOCK`, where `accept4` is missing.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn accept_nonblocking(listener: &std::net::TcpListener) -> io::Result<(Socket, socket2::SockAddr)> {
+pub(crate) fn accept_nonblocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(Socket, socket2::SockAddr)> {
     let (socket, peer) = SockRef::from(listener).accept()?;
     socket.set_nonblocking(true)?;
     Ok((socket, peer))

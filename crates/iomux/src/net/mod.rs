@@ -46,7 +46,7 @@ mod udp;
 use std::io;
 
 pub use self::listener::TcpListener;
-pub(crate) use self::listener::{each_address, listen};
+pub(crate) use self::listener::{accept_nonblocking, each_address, is_retryable, listen};
 pub use self::stream::{ReadHalf, TcpStream, WriteHalf};
 pub use self::udp::UdpSocket;
 

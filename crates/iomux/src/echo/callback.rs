@@ -1,0 +1,288 @@
+//! The callback model of the echo server: one [`EventLoop`] per worker, holding one handler per
+//! socket — the listener, each connection, or the UDP socket — as variants of [`Source`], so every
+//! event is a direct call. Layer 4, the echo server.
+//!
+//! Connections are registered level-triggered for reading. A message costs one wait, one `read` into
+//! the worker's shared buffer and one `write`: no allocation and no `epoll_ctl`. Only when the socket
+//! takes less than was read is the rest copied into the connection's own buffer and the interest
+//! switched to writing (so the client is not read meanwhile); once that buffer is written, it is freed
+//! and the interest goes back to reading.
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::rc::Rc;
+
+use super::{ACCEPT_PAUSE, AcceptFailures, Bound, Mode, READ_BUFFER_BYTES, Settings, Started};
+use crate::event_loop::{Builder, EventLoop, Handler, Interest, Ready};
+use crate::net::{accept_nonblocking, is_retryable};
+
+/// How many connections one listener event accepts at most, so a flood of connections cannot keep
+/// the loop from serving the ones it has.
+const ACCEPT_BATCH: usize = 128;
+
+/// How many datagrams one event of the UDP socket answers at most, for the same reason.
+const DATAGRAM_BATCH: usize = 128;
+
+/// Runs one callback worker on `socket` until it is stopped.
+pub(super) fn run(socket: Bound, settings: Settings, started: Started) -> io::Result<()> {
+    let mut event_loop = Builder::new().backend(settings.backend).build::<Source>()?;
+    let shared = Rc::new(Shared {
+        mode: settings.mode,
+        buffer: RefCell::new(vec![0; READ_BUFFER_BYTES].into_boxed_slice()),
+    });
+    let source = match socket {
+        Bound::Tcp(listener) => Source::Listener(Listener {
+            listener: Rc::new(listener),
+            shared,
+            failures: AcceptFailures::default(),
+        }),
+        Bound::Udp(socket) => Source::Datagrams(Datagrams { socket, shared }),
+    };
+    event_loop.register_handler(source, Interest::READ)?;
+    let handle = event_loop.handle();
+    started.serving(move || {
+        // Fails only once the loop is gone, i.e. already stopped.
+        let _ = handle.stop();
+    });
+    event_loop.run()?;
+    Ok(())
+}
+
+/// What every handler of one worker shares.
+struct Shared {
+    mode: Mode,
+    /// Every read goes here first; borrowed only for the length of one handler call.
+    buffer: RefCell<Box<[u8]>>,
+}
+
+/// A socket registered with a worker's loop, with its state.
+enum Source {
+    Listener(Listener),
+    Connection(Connection),
+    Datagrams(Datagrams),
+}
+
+impl Handler for Source {
+    #[inline]
+    fn ready(&mut self, event_loop: &mut EventLoop<Source>, ready: Ready) {
+        match self {
+            Source::Connection(connection) => connection.ready(event_loop),
+            Source::Listener(listener) => listener.ready(event_loop),
+            Source::Datagrams(datagrams) => datagrams.ready(ready),
+        }
+    }
+}
+
+impl AsFd for Source {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Source::Listener(listener) => listener.listener.as_fd(),
+            Source::Connection(connection) => connection.stream.as_fd(),
+            Source::Datagrams(datagrams) => datagrams.socket.as_fd(),
+        }
+    }
+}
+
+/// The listening socket.
+struct Listener {
+    /// Shared with the timer that re-registers it after a pause, so unregistering the handler does
+    /// not close it.
+    listener: Rc<TcpListener>,
+    shared: Rc<Shared>,
+    failures: AcceptFailures,
+}
+
+impl Listener {
+    fn ready(&mut self, event_loop: &mut EventLoop<Source>) {
+        for _ in 0..ACCEPT_BATCH {
+            match accept_nonblocking(&self.listener) {
+                Ok((socket, peer)) => {
+                    self.failures.succeeded();
+                    let stream = TcpStream::from(socket);
+                    // Replies go out at once, never held back waiting for an ACK.
+                    let _ = stream.set_nodelay(true);
+                    let connection = Source::Connection(Connection {
+                        stream,
+                        shared: Rc::clone(&self.shared),
+                        pending: Vec::new(),
+                        written: 0,
+                    });
+                    // On error the handler, and with it the connection, is already closed.
+                    if let Err(error) = event_loop.register_handler(connection, Interest::READ) {
+                        super::log_refused(peer.as_socket(), &error);
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if is_retryable(&error) => {}
+                Err(error) => {
+                    // Out of fds or memory: the listener stays readable, so accepting again at once
+                    // would spin. Stop watching it for a moment.
+                    self.failures.failed(&error);
+                    self.pause(event_loop);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Unregisters the listener (its socket stays open) and re-registers it after [`ACCEPT_PAUSE`].
+    fn pause(&self, event_loop: &mut EventLoop<Source>) {
+        let paused = Paused {
+            listener: Rc::clone(&self.listener),
+            shared: Rc::clone(&self.shared),
+            failures: self.failures,
+        };
+        if event_loop.unregister(self.listener.as_raw_fd()).is_ok() {
+            event_loop.call_later(ACCEPT_PAUSE, move |event_loop| paused.resume(event_loop));
+        }
+    }
+}
+
+/// A listener waiting out a pause.
+struct Paused {
+    listener: Rc<TcpListener>,
+    shared: Rc<Shared>,
+    failures: AcceptFailures,
+}
+
+impl Paused {
+    fn resume(self, event_loop: &mut EventLoop<Source>) {
+        let listener = Source::Listener(Listener {
+            listener: Rc::clone(&self.listener),
+            shared: Rc::clone(&self.shared),
+            failures: self.failures,
+        });
+        if let Err(error) = event_loop.register_handler(listener, Interest::READ) {
+            // The selector refused it for now (out of memory): try again after another pause.
+            super::log(format_args!(
+                "watching the listener again failed: {}; retrying",
+                super::Chain(&error)
+            ));
+            event_loop.call_later(ACCEPT_PAUSE, move |event_loop| self.resume(event_loop));
+        }
+    }
+}
+
+/// One client connection.
+struct Connection {
+    stream: TcpStream,
+    shared: Rc<Shared>,
+    /// Output the socket has not taken yet; empty and unallocated unless the client reads slower than
+    /// it sends. At most one read's worth: the client is not read while it is non-empty.
+    pending: Vec<u8>,
+    /// How much of `pending` has been written.
+    written: usize,
+}
+
+/// What a connection waits for next.
+enum Next {
+    /// The same as before.
+    Same,
+    /// Writing its pending output (and not reading).
+    Writable,
+    /// Reading again: its output is all written.
+    Readable,
+    /// Nothing: it is done or failed.
+    Close,
+}
+
+impl Connection {
+    #[inline]
+    fn ready(&mut self, event_loop: &mut EventLoop<Source>) {
+        let next = if self.pending.is_empty() {
+            self.echo()
+        } else {
+            self.flush()
+        };
+        let fd = self.stream.as_raw_fd();
+        let changed = match next {
+            Next::Same => return,
+            Next::Writable => event_loop.modify(fd, Interest::WRITE),
+            Next::Readable => event_loop.modify(fd, Interest::READ),
+            Next::Close => event_loop.unregister(fd).map(drop),
+        };
+        if changed.is_err() {
+            // The selector refused the change: drop the connection rather than leave it stuck.
+            let _ = event_loop.unregister(fd);
+        }
+    }
+
+    /// Reads once, transforms, writes once; keeps what the socket did not take.
+    #[inline]
+    fn echo(&mut self) -> Next {
+        let mut buffer = self.shared.buffer.borrow_mut();
+        let read = match (&self.stream).read(&mut buffer) {
+            // End of stream: everything read was written, so the client has it all (half-close).
+            Ok(0) => return Next::Close,
+            Ok(read) => read,
+            Err(error) if is_transient(&error) => return Next::Same,
+            Err(_) => return Next::Close,
+        };
+        let data = &mut buffer[..read];
+        self.shared.mode.apply(data);
+        let written = match (&self.stream).write(data) {
+            Ok(written) => written,
+            Err(error) if is_transient(&error) => 0,
+            Err(_) => return Next::Close,
+        };
+        if written == read {
+            return Next::Same;
+        }
+        self.pending.extend_from_slice(&data[written..]);
+        Next::Writable
+    }
+
+    /// Writes what is pending; once all is written, frees the buffer and reads again.
+    fn flush(&mut self) -> Next {
+        match (&self.stream).write(&self.pending[self.written..]) {
+            Ok(written) => {
+                self.written += written;
+                if self.written < self.pending.len() {
+                    return Next::Same;
+                }
+                self.pending = Vec::new();
+                self.written = 0;
+                Next::Readable
+            }
+            Err(error) if is_transient(&error) => Next::Same,
+            Err(_) => Next::Close,
+        }
+    }
+}
+
+/// The UDP socket.
+struct Datagrams {
+    socket: UdpSocket,
+    shared: Rc<Shared>,
+}
+
+impl Datagrams {
+    fn ready(&mut self, _ready: Ready) {
+        let mut buffer = self.shared.buffer.borrow_mut();
+        for _ in 0..DATAGRAM_BATCH {
+            match self.socket.recv_from(&mut buffer) {
+                Ok((read, peer)) => {
+                    let data = &mut buffer[..read];
+                    self.shared.mode.apply(data);
+                    // A reply the socket cannot take now is dropped: UDP promises no delivery.
+                    let _ = self.socket.send_to(data, peer);
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                // An error queued on the socket (an ICMP report for an earlier reply) is consumed by
+                // the call that returns it; go on with the next datagram.
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Whether an IO call should simply be tried again at the next readiness.
+#[inline]
+fn is_transient(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
