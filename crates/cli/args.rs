@@ -37,6 +37,18 @@ pub enum Command {
     Load(LoadArgs),
     /// Serve a directory over HTTP/1.1: a static file server on iomux's own event loop.
     Http(HttpArgs),
+    /// Run an echo server: every byte comes back, unchanged or uppercased.
+    #[command(
+        long_about = "Run an echo server: every byte a client sends comes back, unchanged or \
+                      uppercased (ASCII a-z only: binary-safe), over TCP or, with --udp, per \
+                      datagram.\n\n\
+                      The first line on stdout is `iomux echo: listening on tcp://ADDR:PORT \
+                      (backend B, model M, workers N)` (`udp://` with --udp; `backend none` for \
+                      --model threads), so scripts can start it with --port 0 and read the port; \
+                      diagnostics go to stderr. SIGINT or SIGTERM stops it (exit status 0).\n\n\
+                      Talk to it with `iomux client 127.0.0.1:8888`, or `nc 127.0.0.1 8888`."
+    )]
+    Echo(EchoArgs),
 }
 
 /// Options of `iomux client`.
@@ -305,4 +317,83 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Options of `iomux echo`.
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    /// The address to listen on, IPv4 or IPv6
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// The port to listen on; 0 picks a free one (the first line says which)
+    #[arg(long, default_value_t = 8888)]
+    pub port: u16,
+
+    /// What to send back: the bytes unchanged, or with ASCII a-z uppercased
+    #[arg(long, value_enum, default_value_t = EchoMode::Echo)]
+    pub mode: EchoMode,
+
+    /// The selector backend [default: auto, the best here]; not with --model threads
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+
+    /// The programming model: callbacks on the event loop, a coroutine per connection, or a blocking
+    /// thread per connection (the baseline)
+    #[arg(long, value_enum, default_value_t = EchoModel::Callback)]
+    pub model: EchoModel,
+
+    /// Worker threads, each with its own loop and socket on the shared port (SO_REUSEPORT); 0 means
+    /// one per core; callback and coroutine models only
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+
+    /// Echo UDP datagrams instead of TCP streams
+    #[arg(long)]
+    pub udp: bool,
+}
+
+/// `--mode` of `iomux echo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EchoMode {
+    /// Every byte back unchanged.
+    Echo,
+    /// ASCII a-z uppercased, every other byte unchanged.
+    Upper,
+}
+
+/// `--model` of `iomux echo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EchoModel {
+    /// Callbacks on the event loop.
+    Callback,
+    /// One coroutine (task) per connection on the runtime.
+    Coroutine,
+    /// One blocking thread per connection, no selector.
+    Threads,
+}
+
+/// A `--backend` choice: a backend, or `auto` for the best one here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// The best backend here (epoll on Linux).
+    Auto,
+    /// select(2).
+    Select,
+    /// poll(2).
+    Poll,
+    /// epoll(7).
+    Epoll,
+}
+
+impl BackendChoice {
+    /// The backend chosen; `None` for `auto`.
+    pub fn kind(self) -> Option<BackendKind> {
+        match self {
+            BackendChoice::Auto => None,
+            BackendChoice::Select => Some(BackendKind::Select),
+            BackendChoice::Poll => Some(BackendKind::Poll),
+            BackendChoice::Epoll => Some(BackendKind::Epoll),
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod client;
+mod echo;
 mod load;
 mod http;
 
@@ -14,5 +15,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(args) => client::run(args),
         Command::Load(args) => load::run(args),
         Command::Http(args) => http::run(args),
+        Command::Echo(args) => echo::run(args),
     }
 }

@@ -125,7 +125,10 @@ fn echo_and_upper(config: Config) {
         "threads has no backend; the others report theirs"
     );
     let mut client = connect(echo.local_addr());
-    assert_eq!(round_trip(&mut client, b"Hello, world\n"), b"Hello, world\n");
+    assert_eq!(
+        round_trip(&mut client, b"Hello, world\n"),
+        b"Hello, world\n"
+    );
     assert_eq!(round_trip(&mut client, b"again"), b"again");
     let mut client = connect(upper.local_addr());
     assert_eq!(
@@ -205,7 +208,9 @@ fn half_close_gets_everything_back_then_end_of_stream(config: Config) {
     let writing = thread::spawn(move || {
         writer.write_all(&sent).expect("send");
         // Half-close: the server sees end of stream but can still answer.
-        writer.shutdown(Shutdown::Write).expect("shut down the write side");
+        writer
+            .shutdown(Shutdown::Write)
+            .expect("shut down the write side");
         sent
     });
     let mut received = Vec::new();
@@ -260,7 +265,10 @@ fn datagram_round_trip(socket: &UdpSocket, server: SocketAddr, message: &[u8]) -
             Err(error) => panic!("receiving the reply: {error}"),
         }
     }
-    panic!("no reply to a {}-byte datagram after 5 tries", message.len());
+    panic!(
+        "no reply to a {}-byte datagram after 5 tries",
+        message.len()
+    );
 }
 
 fn udp_datagrams(config: Config) {
@@ -308,7 +316,10 @@ fn two_workers_share_the_port(config: Config) {
         let message = format!("client {index}");
         assert_eq!(round_trip(client, message.as_bytes()), message.as_bytes());
     }
-    let udp = start(&Config { udp: true, ..config });
+    let udp = start(&Config {
+        udp: true,
+        ..config
+    });
     assert_eq!(udp.workers(), 2);
     for index in 0..8 {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
