@@ -345,8 +345,8 @@ pub struct EchoArgs {
 
     /// Worker threads, each with its own loop and socket on the shared port (SO_REUSEPORT); 0 means
     /// one per core; callback and coroutine models only
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub workers: u16,
 
     /// Echo UDP datagrams instead of TCP streams
     #[arg(long)]

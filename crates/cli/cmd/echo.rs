@@ -43,9 +43,17 @@ pub fn run(args: EchoArgs) -> Result<()> {
         },
         backend: args.backend.and_then(|choice| choice.kind()),
         model,
-        workers: args.workers,
+        workers: usize::from(args.workers),
         udp: args.udp,
     };
+    // Servers hold many fds: use all the hard limit allows (a failure leaves the soft limit, which
+    // the server copes with by pausing accepts).
+    if let Err(error) = iomux::raise_nofile_limit() {
+        let _ = writeln!(
+            io::stderr(),
+            "iomux echo: cannot raise the open-file limit: {error}"
+        );
+    }
     echo::serve(&config, |server| {
         let mut stdout = io::stdout().lock();
         writeln!(
