@@ -37,8 +37,9 @@
 //!   [`FdTooLarge`](crate::selector::Error::FdTooLarge) error, while every other connection is served.
 //!   When `accept` fails for lack of fds or memory (EMFILE, ENFILE), the server logs it once, pauses
 //!   accepting for [`ACCEPT_PAUSE`] at a time — no spinning — and logs again when it recovers.
-//! - **UDP** (`udp`): each datagram is transformed and sent back to its sender; a reply the socket
-//!   cannot take at once is dropped, as UDP allows.
+//! - **UDP** (`udp`): each datagram is transformed and sent back to its sender. When the socket's
+//!   send buffer is full the callback model drops the reply (as UDP allows) and the other two wait
+//!   for room.
 //!
 //! # Workers and stopping
 //! The callback and coroutine models run `workers` threads (0: one per core), each with its own loop
@@ -288,6 +289,27 @@ pub enum Error {
     /// The `on_ready` callback of [`serve`] failed (e.g. writing the first line to a closed stdout).
     #[error("announcing the server failed")]
     Ready(#[source] io::Error),
+}
+
+impl From<Error> for io::Error {
+    /// The OS error's kind where there is one (`AddrInUse`, EMFILE's `Other`…), `InvalidInput` for a
+    /// configuration the threads model refuses.
+    fn from(error: Error) -> io::Error {
+        let kind = match &error {
+            Error::BackendWithThreads { .. } | Error::WorkersWithThreads { .. } => {
+                io::ErrorKind::InvalidInput
+            }
+            Error::Bind { source, .. }
+            | Error::Start { source, .. }
+            | Error::Worker { source, .. }
+            | Error::Ready(source) => source.kind(),
+            Error::Signals(source) => source
+                .os_error()
+                .map_or(io::ErrorKind::Other, io::Error::kind),
+            Error::Panicked { .. } => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, error)
+    }
 }
 
 /// A running echo server: its workers and their sockets. Dropping it stops it and waits for it.
@@ -778,9 +800,27 @@ mod tests {
             workers: 2,
             ..config
         };
-        assert!(matches!(
-            Server::start(&config),
-            Err(Error::WorkersWithThreads { workers: 2 })
-        ));
+        let Err(error) = Server::start(&config) else {
+            panic!("the threads model accepted two workers");
+        };
+        assert!(matches!(error, Error::WorkersWithThreads { workers: 2 }));
+        assert_eq!(io::Error::from(error).kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_taken_port_is_a_bind_error_naming_the_address() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let Err(error) = Server::start(&Config {
+            port,
+            ..Config::default()
+        }) else {
+            panic!("two listeners bound 127.0.0.1:{port} without SO_REUSEPORT");
+        };
+        assert_eq!(
+            error.to_string(),
+            format!("cannot listen on tcp://127.0.0.1:{port}")
+        );
+        assert_eq!(io::Error::from(error).kind(), io::ErrorKind::AddrInUse);
     }
 }
