@@ -3,8 +3,8 @@
 mod bench;
 mod client;
 mod echo;
-mod load;
 mod http;
+mod load;
 
 use crate::args::{Cli, Command};
 
