@@ -9,7 +9,9 @@
 //! of the same tag matches too.
 
 use std::fs::Metadata;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use crate::sys::stat::FileStat;
 
 use super::request::{Request, trim};
 
@@ -30,16 +32,16 @@ pub(crate) struct Validators {
 impl Validators {
     /// The validators of the file `metadata` describes.
     pub(crate) fn new(metadata: &Metadata) -> Validators {
-        let since_epoch = metadata
-            .modified()
-            .ok()
-            .and_then(|modified| modified.duration_since(UNIX_EPOCH).ok())
-            .unwrap_or(Duration::ZERO);
-        Validators::from_parts(
-            since_epoch.as_secs(),
-            since_epoch.subsec_nanos(),
-            metadata.len(),
-        )
+        Validators::from_stat(&FileStat::from(metadata))
+    }
+
+    /// The validators of the file `stat` describes (a modification time before 1970 counts as 1970).
+    pub(crate) fn from_stat(stat: &FileStat) -> Validators {
+        let (seconds, nanoseconds) = match u64::try_from(stat.mtime.0) {
+            Ok(seconds) => (seconds, stat.mtime.1),
+            Err(_) => (0, 0),
+        };
+        Validators::from_parts(seconds, nanoseconds, stat.size)
     }
 
     fn from_parts(seconds: u64, nanoseconds: u32, size: u64) -> Validators {

@@ -12,8 +12,9 @@
 //! request allocates nothing and touches no per-connection buffer.
 //!
 //! # One request
-//! `read` → [`parse`] → `respond` (`openat2` + `fstat`) → for a small file, one `pread` appended to
-//! the head → one `write` of head and body together. A larger file goes out with `sendfile(2)` after
+//! `read` → [`parse`] → `respond` → one `write` of head and body together. A small file in the
+//! worker's cache costs `respond` one `statx` (it is copied after the head); otherwise `respond`
+//! opens it (`openat2` + `fstat`) and one `pread` appends it to the head. A larger file goes out with `sendfile(2)` after
 //! the head (sent with `MSG_MORE`), or with `pread`/`write` chunks under `--no-sendfile`. The timer is
 //! re-set once (O(log n), no allocation). Write interest is asked for only while output waits for a
 //! slow reader, and no request is read meanwhile, so a client that does not read cannot make the

@@ -35,13 +35,15 @@
 //! `SIGINT` / `SIGTERM`) shuts it down gracefully.
 //!
 //! The pieces: `request.rs` (parsing and limits), `path.rs` (root confinement; its docs explain the
-//! `openat2` choice), `conditional.rs` (ETag, 304, If-Range), `range.rs` (byte ranges and the
+//! `openat2` choice), `cache.rs` (small files kept per worker, revalidated by one `statx` per
+//! request), `conditional.rs` (ETag, 304, If-Range), `range.rs` (byte ranges and the
 //! multi-range policy), `listing.rs` (directory listings), `response.rs` (routing and writing heads),
 //! `error.rs` (the status table); then `conn.rs` (the per-connection state machine: buffers,
 //! pipelining, timeouts, partial writes, `sendfile`), `server.rs` (listeners, accepting, workers,
 //! connection limits, shutdown) and `access_log.rs` (the common-log-format access log).
 
 mod access_log;
+mod cache;
 mod conditional;
 mod conn;
 mod error;
@@ -53,6 +55,7 @@ mod response;
 mod server;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use error::Error;
@@ -129,6 +132,8 @@ pub struct Site {
     config: Config,
     /// The open root directory.
     root: Root,
+    /// Unique among the sites of the process: a thread's file cache holds one site's files.
+    id: u64,
 }
 
 impl Site {
@@ -138,8 +143,10 @@ impl Site {
     ///
     /// [`Error::Root`] when the root does not exist, is not a directory or cannot be read.
     pub fn new(config: Config) -> Result<Site, Error> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let root = Root::open(&config.root, config.follow_symlinks)?;
-        Ok(Site { config, root })
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Site { config, root, id })
     }
 
     /// The options in force.
@@ -148,15 +155,24 @@ impl Site {
     }
 
     /// Decides the response to `request` and appends its head — and an in-memory body (error page,
-    /// listing, redirect note) if it has one — to `out`, which is not cleared, so pipelined responses
-    /// can share one write. Every outcome, errors included, is a response; a file is opened once and
-    /// described by one `fstat` of the open file.
+    /// listing, redirect note, cached small file) if it has one — to `out`, which is not cleared, so
+    /// pipelined responses can share one write. Every outcome, errors included, is a response.
+    ///
+    /// Small files (up to [`SMALL_FILE_LIMIT`]) are kept in a cache per thread, and a cached file is
+    /// served only while one `statx` shows it unchanged (same inode, size, modification and change
+    /// times), so a replaced file is never served stale; a file in the root directory itself costs
+    /// that one `statx`, a deeper one a confined open and its `fstat`. Other files are opened once
+    /// and described by one `fstat` of the open file.
     pub fn respond(&self, request: &Request<'_>, out: &mut Vec<u8>) -> Response {
         response::respond(self, request, out)
     }
 
     pub(crate) fn root(&self) -> &Root {
         &self.root
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 }
 

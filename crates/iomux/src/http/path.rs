@@ -34,6 +34,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 
 use super::Error;
 use crate::sys::fs::{OpenKind, open_at, open_beneath};
+use crate::sys::stat::{FileStat, stat_at_nofollow};
 
 /// Bytes percent-encoded in a path segment we send (links, `Location`): everything but RFC 3986's
 /// unreserved characters, so a name can never be read as a scheme, a query or markup.
@@ -219,6 +220,28 @@ impl Root {
         result.map(File::from)
     }
 
+    /// Which file the single-segment path `path` (no `/`, not empty) names in the root directory
+    /// itself now, with one `statx(2)` that follows no symbolic link: the lookup never leaves the
+    /// root, and a link is reported as the link. `path` is borrowed to append the terminating NUL and
+    /// is left as it was.
+    ///
+    /// # Errors
+    ///
+    /// The `statx` error (`ENOENT` when nothing has that name); `InvalidInput` for a path that is not
+    /// a single segment.
+    pub(crate) fn stat_entry(&self, path: &mut Vec<u8>) -> io::Result<FileStat> {
+        if !is_single_segment(path) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        path.push(0);
+        let result = match CStr::from_bytes_with_nul(path) {
+            Ok(name) => stat_at_nofollow(self.dir.as_fd(), name),
+            Err(_) => Err(io::ErrorKind::InvalidInput.into()),
+        };
+        path.pop();
+        result
+    }
+
     fn open_name(&self, name: &CStr, kind: OpenKind) -> Result<OwnedFd, Error> {
         if self.follow_symlinks {
             return open_at(self.dir.as_fd(), name, kind).map_err(open_error);
@@ -255,8 +278,13 @@ impl Root {
     }
 }
 
+/// Whether the resolved path `path` is one name in the root directory itself.
+pub(crate) fn is_single_segment(path: &[u8]) -> bool {
+    !path.is_empty() && !path.contains(&b'/')
+}
+
 /// Sorts an open failure into "not there for the client" and "the server is failing".
-fn open_error(error: io::Error) -> Error {
+pub(crate) fn open_error(error: io::Error) -> Error {
     match error.raw_os_error() {
         Some(libc::EXDEV) => Error::OutsideRoot,
         Some(

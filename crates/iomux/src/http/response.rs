@@ -6,23 +6,26 @@
 //!
 //! The head is built in place: status lines are static strings, `Date` is formatted once per second
 //! per thread, numbers and dates are written straight into the buffer, and the path scratch space is
-//! reused per thread, so serving a file allocates nothing once the buffers have grown. A file is
-//! opened once per request and described by one `fstat` of that open file, so a replaced file is
-//! never served from stale metadata.
+//! reused per thread, so serving a file allocates nothing once the buffers have grown. Small files
+//! come from the thread's [`cache`](super::cache) while one `statx` per request shows them unchanged;
+//! any other file is opened once per request and described by one `fstat` of that open file, so a
+//! replaced file is never served from stale metadata or bytes.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::cache::{self, Entry, Facts, FileCache};
 use super::conditional::{self, LAST_FORMATTABLE_SECOND, Validators};
 use super::listing::{self, push_escaped};
 use super::path::{self, push_encoded};
 use super::range::{self, Ranges};
 use super::request::{Method, Request, Version};
-use super::{Error, Site};
+use super::{Error, SMALL_FILE_LIMIT, Site};
 use crate::sys::fs::OpenKind;
+use crate::sys::stat::FileStat;
 
 /// The statuses this server sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -186,13 +189,18 @@ thread_local! {
     static PATH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
     /// Per-thread cache of the `Date` value: the second it is for, and its text.
     static DATE: Cell<(u64, [u8; 29])> = const { Cell::new((u64::MAX, [0; 29])) };
+    /// Per-thread cache of small files (a server's worker is one thread), revalidated per request.
+    static CACHE: RefCell<FileCache> = RefCell::new(FileCache::new());
 }
 
 /// Routes `request` and appends the response to `out`; see [`Site::respond`](super::Site::respond).
 pub(crate) fn respond(site: &Site, request: &Request<'_>, out: &mut Vec<u8>) -> Response {
     let mut path = PATH.take();
     let start = out.len();
-    let result = route(site, request, &mut path, out);
+    let result = CACHE.with_borrow_mut(|cache| {
+        cache.use_for(site.id());
+        route(site, request, &mut path, cache, out)
+    });
     PATH.set(path);
     match result {
         Ok(response) => response,
@@ -226,20 +234,24 @@ fn route(
     site: &Site,
     request: &Request<'_>,
     path: &mut Vec<u8>,
+    cache: &mut FileCache,
     out: &mut Vec<u8>,
 ) -> Result<Response, Error> {
     let config = site.config();
     let directory = path::resolve(request.path(), config.show_hidden, path)?;
     if !directory {
-        let file = site.root().open_file(path, OpenKind::Read)?;
-        let metadata = fstat(&file)?;
-        if metadata.is_dir() {
-            return Ok(redirect(request, path, out));
-        }
-        if !metadata.is_file() {
-            return Err(Error::NotFound);
-        }
-        return serve_file(request, file, &metadata, path, out);
+        return match find_file(site, path, cache)? {
+            Found::Cached(slot) => {
+                let entry = cache.entry(slot);
+                serve_file(request, Source::Cached(&entry.content), &entry.facts, out)
+            }
+            Found::Opened(_, metadata) if metadata.is_dir() => Ok(redirect(request, path, out)),
+            Found::Opened(file, metadata) if metadata.is_file() => {
+                let facts = facts(&metadata, path);
+                serve_file(request, Source::Open(file), &facts, out)
+            }
+            Found::Opened(..) => Err(Error::NotFound),
+        };
     }
 
     let dir_len = path.len();
@@ -247,16 +259,19 @@ fn route(
         path.push(b'/');
     }
     path.extend_from_slice(b"index.html");
-    let index = site.root().open_file(path, OpenKind::Read);
+    let index = find_file(site, path, cache);
     path.truncate(dir_len);
     match index {
-        Ok(file) => {
-            let metadata = fstat(&file)?;
-            // An index.html that is a directory or a FIFO is no index.
-            if metadata.is_file() {
-                return serve_file(request, file, &metadata, b"index.html", out);
-            }
+        Ok(Found::Cached(slot)) => {
+            let entry = cache.entry(slot);
+            return serve_file(request, Source::Cached(&entry.content), &entry.facts, out);
         }
+        // An index.html that is a directory or a FIFO is no index.
+        Ok(Found::Opened(file, metadata)) if metadata.is_file() => {
+            let facts = facts(&metadata, b"index.html");
+            return serve_file(request, Source::Open(file), &facts, out);
+        }
+        Ok(Found::Opened(..)) => {}
         Err(error @ Error::Io { .. }) => return Err(error),
         Err(_) => {}
     }
@@ -282,6 +297,83 @@ fn route(
     })
 }
 
+/// What [`find_file`] found under a path.
+enum Found {
+    /// A cached small file, current: its slot in the cache.
+    Cached(usize),
+    /// Whatever the path names (a file, a directory, a FIFO…), open, with its `fstat`.
+    Opened(File, Metadata),
+}
+
+/// Finds what the resolved `path` names: from `cache` when the file is still the one cached, else
+/// opened under the root (and cached when it is a small, settled regular file).
+///
+/// A hit costs one `statx` when `path` is a single segment: a name in the root directory itself,
+/// looked up without following a link, so the check cannot leave the root; the entry was filled
+/// from a confined open of that very inode, and an equal identity means the same unchanged file
+/// (see [`cache`](super::cache)). A deeper path could reach the same inode through a link out of the
+/// root (a directory moved out and a link put in its place), so it is always opened under the root
+/// — confined as ever — and only its `pread` is saved by the cache.
+fn find_file(site: &Site, path: &mut Vec<u8>, cache: &mut FileCache) -> Result<Found, Error> {
+    let single = path::is_single_segment(path);
+    let mut seen = None;
+    if single {
+        match site.root().stat_entry(path) {
+            Ok(stat) => {
+                if let Some(slot) = cache.find(path, &stat) {
+                    return Ok(Found::Cached(slot));
+                }
+                seen = Some(stat);
+            }
+            Err(error) => {
+                cache.remove(path);
+                if matches!(error.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) {
+                    return Err(Error::NotFound);
+                }
+                // Anything else: the open below says what it means.
+            }
+        }
+    }
+    let file = match site.root().open_file(path, OpenKind::Read) {
+        Ok(file) => file,
+        Err(error) => {
+            cache.remove(path);
+            return Err(error);
+        }
+    };
+    let metadata = fstat(&file)?;
+    let stat = FileStat::from(&metadata);
+    if let Some(slot) = cache.find(path, &stat) {
+        return Ok(Found::Cached(slot));
+    }
+    // Cached only if the next request's check will see this very file: a single segment must name
+    // it directly, not through a link.
+    let fillable = stat.is_file()
+        && stat.size <= SMALL_FILE_LIMIT
+        && (!single || seen == Some(stat))
+        && cache::is_settled(&stat);
+    if !fillable {
+        return Ok(Found::Opened(file, metadata));
+    }
+    let Ok(length) = usize::try_from(stat.size) else {
+        return Ok(Found::Opened(file, metadata));
+    };
+    let mut content = vec![0; length].into_boxed_slice();
+    if file.read_exact_at(&mut content, 0).is_err() {
+        // Changed under us: serve it the uncached way, which reports what went wrong.
+        return Ok(Found::Opened(file, metadata));
+    }
+    let entry = Entry {
+        stat,
+        content,
+        facts: facts(&metadata, path),
+    };
+    match cache.insert(path, entry) {
+        Some(slot) => Ok(Found::Cached(slot)),
+        None => Ok(Found::Opened(file, metadata)),
+    }
+}
+
 fn fstat(file: &File) -> Result<Metadata, Error> {
     file.metadata().map_err(|source| Error::Io {
         operation: "fstat",
@@ -289,19 +381,39 @@ fn fstat(file: &File) -> Result<Metadata, Error> {
     })
 }
 
-/// 200, 206, 304 or 416 for a regular file; `name` (its path) gives the content type.
+/// The head's facts about the file `metadata` describes; `name` (its path) gives the content type.
+fn facts(metadata: &Metadata, name: &[u8]) -> Facts {
+    let validators = Validators::new(metadata);
+    let (content_type, charset) = content_type(name);
+    Facts {
+        validators,
+        last_modified: format_http_date(validators.modified()),
+        length: metadata.len(),
+        content_type,
+        charset,
+    }
+}
+
+/// Where a file's bytes come from.
+enum Source<'a> {
+    /// The file, open: the body is sent from it.
+    Open(File),
+    /// The whole file, cached: the body is copied after the head.
+    Cached(&'a [u8]),
+}
+
+/// 200, 206, 304 or 416 for a regular file.
 fn serve_file(
     request: &Request<'_>,
-    file: File,
-    metadata: &Metadata,
-    name: &[u8],
+    source: Source<'_>,
+    facts: &Facts,
     out: &mut Vec<u8>,
 ) -> Result<Response, Error> {
-    let validators = Validators::new(metadata);
+    let validators = &facts.validators;
     let keep_alive = request.keep_alive();
-    if conditional::is_not_modified(request, &validators) {
+    if conditional::is_not_modified(request, validators) {
         start_head(out, Status::NotModified);
-        push_validators(out, &validators);
+        push_validators(out, facts);
         end_head(out, keep_alive, request.version());
         return Ok(Response {
             status: Status::NotModified,
@@ -311,14 +423,14 @@ fn serve_file(
         });
     }
 
-    let length = metadata.len();
+    let length = facts.length;
     // Range is defined for GET only (RFC 9110 §14.2): HEAD ignores it.
     let ranges = match request.range() {
         Some(value)
             if request.method() == Method::Get
                 && request
                     .if_range()
-                    .is_none_or(|if_range| conditional::if_range_holds(if_range, &validators)) =>
+                    .is_none_or(|if_range| conditional::if_range_holds(if_range, validators)) =>
         {
             range::evaluate(value, length)
         }
@@ -332,11 +444,14 @@ fn serve_file(
 
     start_head(out, status);
     out.extend_from_slice(b"Content-Type: ");
-    push_content_type(out, name);
+    out.extend_from_slice(facts.content_type.as_bytes());
+    if facts.charset {
+        out.extend_from_slice(b"; charset=utf-8");
+    }
     out.extend_from_slice(b"\r\nContent-Length: ");
     push_decimal(out, len);
     out.extend_from_slice(b"\r\n");
-    push_validators(out, &validators);
+    push_validators(out, facts);
     out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     if status == Status::PartialContent {
         out.extend_from_slice(b"Content-Range: bytes ");
@@ -349,16 +464,32 @@ fn serve_file(
     }
     end_head(out, keep_alive, request.version());
 
-    let (body, body_len) = if request.method() == Method::Head || len == 0 {
-        (Body::Buffered, 0)
-    } else {
-        (Body::File(FileBody { file, offset, len }), len)
+    if request.method() == Method::Head || len == 0 {
+        return Ok(Response {
+            status,
+            keep_alive,
+            body: Body::Buffered,
+            body_len: 0,
+        });
+    }
+    let body = match source {
+        Source::Open(file) => Body::File(FileBody { file, offset, len }),
+        Source::Cached(content) => {
+            // The range lies within the cached file: `range::evaluate` kept it within `length`.
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let end = usize::try_from(offset + len).unwrap_or(usize::MAX);
+            match content.get(start..end) {
+                Some(bytes) => out.extend_from_slice(bytes),
+                None => return Err(Error::NotFound),
+            }
+            Body::Buffered
+        }
     };
     Ok(Response {
         status,
         keep_alive,
         body,
-        body_len,
+        body_len: len,
     })
 }
 
@@ -485,17 +616,18 @@ fn end_head(out: &mut Vec<u8>, keep_alive: bool, version: Version) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn push_validators(out: &mut Vec<u8>, validators: &Validators) {
+fn push_validators(out: &mut Vec<u8>, facts: &Facts) {
     out.extend_from_slice(b"Last-Modified: ");
-    push_http_date(out, validators.modified());
+    out.extend_from_slice(&facts.last_modified);
     out.extend_from_slice(b"\r\nETag: ");
-    out.extend_from_slice(validators.etag());
+    out.extend_from_slice(facts.validators.etag());
     out.extend_from_slice(b"\r\n");
 }
 
-/// The media type guessed from the extension of the last segment of `name`; text types (and
-/// JavaScript and JSON) say `charset=utf-8`; unknown is `application/octet-stream`.
-fn push_content_type(out: &mut Vec<u8>, name: &[u8]) {
+/// The media type guessed from the extension of the last segment of `name`, and whether
+/// `; charset=utf-8` follows it (text types, JavaScript and JSON); unknown is
+/// `application/octet-stream`.
+fn content_type(name: &[u8]) -> (&'static str, bool) {
     let file_name = name.rsplit(|&byte| byte == b'/').next().unwrap_or(name);
     let extension = match file_name.iter().rposition(|&byte| byte == b'.') {
         Some(dot) if dot > 0 => &file_name[dot + 1..],
@@ -505,13 +637,10 @@ fn push_content_type(out: &mut Vec<u8>, name: &[u8]) {
         .ok()
         .and_then(|extension| mime_guess::from_ext(extension).first_raw())
         .unwrap_or("application/octet-stream");
-    out.extend_from_slice(media_type.as_bytes());
-    if media_type.starts_with("text/")
+    let charset = media_type.starts_with("text/")
         || media_type == "application/javascript"
-        || media_type == "application/json"
-    {
-        out.extend_from_slice(b"; charset=utf-8");
-    }
+        || media_type == "application/json";
+    (media_type, charset)
 }
 
 /// Appends the current time as an HTTP date, formatted at most once per second per thread.
@@ -633,9 +762,13 @@ mod tests {
             (b"x.\xff", "application/octet-stream"),
         ];
         for (name, expected) in cases {
-            let mut out = Vec::new();
-            push_content_type(&mut out, name);
-            assert_eq!(String::from_utf8(out).unwrap(), expected);
+            let (media_type, charset) = content_type(name);
+            let text = if charset {
+                format!("{media_type}; charset=utf-8")
+            } else {
+                media_type.to_owned()
+            };
+            assert_eq!(text, expected);
         }
     }
 
@@ -683,6 +816,82 @@ mod tests {
         let mut out = b"earlier".to_vec();
         reject(&Error::NotFound, b"", &mut out);
         assert!(out.starts_with(b"earlierHTTP/1.1 404 Not Found\r\n"));
+    }
+
+    /// Answers `GET path` from `site` on this thread; returns the status and the whole output.
+    fn get(site: &Site, path: &str) -> (u16, Vec<u8>) {
+        let input = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let super::super::Parse::Complete(request) = super::super::parse(input.as_bytes()).unwrap()
+        else {
+            panic!("a complete head");
+        };
+        let mut out = Vec::new();
+        let response = site.respond(&request, &mut out);
+        if let Body::File(body) = response.body {
+            body.read_into(&mut out).unwrap();
+        }
+        (response.status.code(), out)
+    }
+
+    fn cached() -> (usize, usize) {
+        CACHE.with_borrow(|cache| (cache.len(), cache.bytes()))
+    }
+
+    #[test]
+    fn settled_small_files_are_cached_within_bounds() {
+        use super::super::{Config, Site};
+        let dir = tempfile::tempdir().unwrap();
+        for index in 0..1_100 {
+            std::fs::write(dir.path().join(format!("f{index}")), "0123456789").unwrap();
+        }
+        for index in 0..80 {
+            std::fs::write(
+                dir.path().join(format!("big{index}")),
+                vec![b'b'; 64 * 1024],
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("large"), vec![b'l'; 64 * 1024 + 1]).unwrap();
+        std::os::unix::fs::symlink("f0", dir.path().join("link")).unwrap();
+        std::thread::sleep(cache::SETTLE + Duration::from_millis(200));
+        std::fs::write(dir.path().join("fresh"), "fresh").unwrap();
+        let site = Site::new(Config::new(dir.path())).unwrap();
+
+        let (status, out) = get(&site, "/f0");
+        assert_eq!(status, 200);
+        assert!(out.ends_with(b"\r\n\r\n0123456789"));
+        assert_eq!(cached(), (1, 10 + 2), "the bytes and the path");
+        let (_, again) = get(&site, "/f0");
+        assert_eq!(again, out, "a hit answers the same");
+        for path in ["/link", "/fresh", "/large", "/missing"] {
+            get(&site, path);
+            assert_eq!(cached().0, 1, "{path} is not cached");
+        }
+        for index in 0..1_100 {
+            assert_eq!(get(&site, &format!("/f{index}")).0, 200);
+            let (entries, bytes) = cached();
+            assert!(entries <= cache::MAX_ENTRIES && bytes <= cache::MAX_BYTES);
+        }
+        assert_eq!(cached().0, cache::MAX_ENTRIES);
+        for index in 0..80 {
+            let (status, out) = get(&site, &format!("/big{index}"));
+            assert_eq!(status, 200);
+            assert!(out.ends_with(&[b'b'; 64 * 1024]));
+            let (entries, bytes) = cached();
+            assert!(entries <= cache::MAX_ENTRIES && bytes <= cache::MAX_BYTES);
+        }
+        assert!(
+            cached().1 > cache::MAX_BYTES / 2,
+            "the byte limit is what bounds it: {:?}",
+            cached()
+        );
+
+        // Another site on the same thread never sees these entries.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("f0"), "other site").unwrap();
+        let other = Site::new(Config::new(other.path())).unwrap();
+        assert!(get(&other, "/f0").1.ends_with(b"other site"));
+        assert_eq!(cached(), (0, 0));
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub(crate) mod notify;
 pub(crate) mod poll;
 pub(crate) mod select;
 pub(crate) mod signal;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod stat;
 
 /// The kernel's `struct epoll_event`, which [`Event`] wraps so epoll can fill an `Events` buffer in
 /// place; select and poll write the same layout.
