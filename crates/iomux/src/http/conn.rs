@@ -516,7 +516,9 @@ impl Connection {
         };
         for _ in 0..CHUNKS_PER_EVENT {
             if pending.written < pending.output.len() {
-                let file_follows = pending.file.is_some();
+                // Not for the last chunk under --no-sendfile: MSG_MORE would hold its final
+                // partial segment back (about 200 ms) waiting for bytes that never come.
+                let file_follows = pending.file.as_ref().is_some_and(|file| file.remaining > 0);
                 let written = write_nonblocking(
                     &self.socket,
                     &pending.output[pending.written..],
