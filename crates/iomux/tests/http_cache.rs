@@ -76,7 +76,12 @@ impl Site {
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let status = response[9..12].parse().unwrap();
-        let (_, body) = response.split_once("\r\n\r\n").unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let length = head
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix("Content-Length: "))
+            .unwrap();
+        assert_eq!(length, body.len().to_string(), "{path}: {head}");
         (status, body.to_owned())
     }
 
@@ -131,6 +136,30 @@ fn a_file_rewritten_in_place_with_its_old_size_and_mtime_is_served_new() {
     }
     assert_eq!(site.get("/a.txt"), (200, "version 2".to_owned()));
     assert_eq!(site.get("/d/b.txt"), (200, "version 2".to_owned()));
+}
+
+#[test]
+fn a_large_file_replaced_is_described_and_served_new() {
+    let big = "b".repeat(100_000);
+    let site = Site::new(
+        &[("big.bin", big.as_str()), ("d/big.bin", big.as_str())],
+        false,
+    );
+    for path in ["/big.bin", "/d/big.bin"] {
+        site.cache(path, &big);
+    }
+    let bigger = "c".repeat(150_000);
+    rename_over(&site.root().join("big.bin"), &bigger);
+    fs::write(site.root().join("d/big.bin"), &bigger).unwrap();
+    for path in ["/big.bin", "/d/big.bin"] {
+        // A short body would fail the Content-Length check of `get`.
+        assert_eq!(site.get(path), (200, bigger.clone()), "{path}");
+    }
+    // Large to small and back.
+    rename_over(&site.root().join("big.bin"), "small now");
+    assert_eq!(site.get("/big.bin"), (200, "small now".to_owned()));
+    rename_over(&site.root().join("big.bin"), &big);
+    assert_eq!(site.get("/big.bin"), (200, big.clone()));
 }
 
 #[test]

@@ -18,7 +18,9 @@
 //!
 //! # Bounds
 //! At most [`MAX_ENTRIES`] entries and [`MAX_BYTES`] bytes (contents and paths) per worker; only
-//! files up to [`SMALL_FILE_LIMIT`](super::SMALL_FILE_LIMIT) are cached. A full cache evicts with
+//! files up to [`SMALL_FILE_LIMIT`](super::SMALL_FILE_LIMIT) have their bytes cached. A larger file
+//! gets an entry without bytes: its head fields, valid while the `fstat` of each request's open
+//! file shows the same identity. A full cache evicts with
 //! the clock algorithm (a second chance for entries used since the hand last passed). A hit
 //! allocates nothing; only filling an entry does.
 
@@ -41,10 +43,10 @@ pub(crate) const SETTLE: Duration = Duration::from_secs(2);
 /// A cached file: its identity when read, its bytes, and the response fields they give.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    /// The file's identity when `content` was read; a hit needs an equal one now.
+    /// The file's identity when the entry was made; a hit needs an equal one now.
     pub(crate) stat: FileStat,
-    /// The whole file.
-    pub(crate) content: Box<[u8]>,
+    /// The whole file, read when it had `stat`; `None` for a file too large to keep.
+    pub(crate) content: Option<Box<[u8]>>,
     /// What the response head says about this version of the file.
     pub(crate) facts: Facts,
 }
@@ -67,7 +69,7 @@ pub(crate) struct Facts {
 impl Entry {
     /// The bytes this entry counts against [`MAX_BYTES`] under the key `path`.
     fn cost(&self, path: &[u8]) -> usize {
-        self.content.len() + path.len()
+        self.content.as_ref().map_or(0, |content| content.len()) + path.len()
     }
 }
 
@@ -125,6 +127,15 @@ impl FileCache {
                 ..FileCache::default()
             };
         }
+    }
+
+    /// Whether the entry for `path`, if any, holds no bytes (a large file, whatever it is now).
+    pub(crate) fn is_large(&self, path: &[u8]) -> bool {
+        self.index.get(path).is_some_and(|&index| {
+            self.slots[index]
+                .as_ref()
+                .is_some_and(|slot| slot.entry.content.is_none())
+        })
     }
 
     /// The slot of the entry for `path` if it has the identity `stat`; an entry with another
@@ -250,7 +261,7 @@ mod tests {
     fn entry(ino: u64, size: usize) -> Entry {
         Entry {
             stat: stat(ino, size as u64),
-            content: vec![b'x'; size].into_boxed_slice(),
+            content: Some(vec![b'x'; size].into_boxed_slice()),
             facts: Facts {
                 validators: Validators::from_stat(&stat(ino, size as u64)),
                 last_modified: [b' '; 29],
@@ -266,7 +277,8 @@ mod tests {
         let mut cache = FileCache::new();
         cache.insert(b"a.txt", entry(1, 10)).unwrap();
         let slot = cache.find(b"a.txt", &stat(1, 10)).unwrap();
-        assert_eq!(cache.entry(slot).content.len(), 10);
+        assert_eq!(cache.entry(slot).content.as_deref(), Some(&[b'x'; 10][..]));
+        assert!(!cache.is_large(b"a.txt"));
         let mut changed = stat(1, 10);
         changed.ctime.1 += 1;
         assert!(cache.find(b"a.txt", &changed).is_none());

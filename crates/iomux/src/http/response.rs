@@ -241,10 +241,8 @@ fn route(
     let directory = path::resolve(request.path(), config.show_hidden, path)?;
     if !directory {
         return match find_file(site, path, cache)? {
-            Found::Cached(slot) => {
-                let entry = cache.entry(slot);
-                serve_file(request, Source::Cached(&entry.content), &entry.facts, out)
-            }
+            Found::Cached(slot) => serve_cached(request, cache.entry(slot), out),
+            Found::Known(file, facts) => serve_file(request, Source::Open(file), &facts, out),
             Found::Opened(_, metadata) if metadata.is_dir() => Ok(redirect(request, path, out)),
             Found::Opened(file, metadata) if metadata.is_file() => {
                 let facts = facts(&metadata, path);
@@ -262,9 +260,9 @@ fn route(
     let index = find_file(site, path, cache);
     path.truncate(dir_len);
     match index {
-        Ok(Found::Cached(slot)) => {
-            let entry = cache.entry(slot);
-            return serve_file(request, Source::Cached(&entry.content), &entry.facts, out);
+        Ok(Found::Cached(slot)) => return serve_cached(request, cache.entry(slot), out),
+        Ok(Found::Known(file, facts)) => {
+            return serve_file(request, Source::Open(file), &facts, out);
         }
         // An index.html that is a directory or a FIFO is no index.
         Ok(Found::Opened(file, metadata)) if metadata.is_file() => {
@@ -301,8 +299,20 @@ fn route(
 enum Found {
     /// A cached small file, current: its slot in the cache.
     Cached(usize),
+    /// A large regular file, open, whose head fields the cache knew for its current identity.
+    Known(File, Facts),
     /// Whatever the path names (a file, a directory, a FIFO…), open, with its `fstat`.
     Opened(File, Metadata),
+}
+
+/// Serves a cached small file (its entry holds the bytes).
+fn serve_cached(
+    request: &Request<'_>,
+    entry: &Entry,
+    out: &mut Vec<u8>,
+) -> Result<Response, Error> {
+    let content = entry.content.as_deref().ok_or(Error::NotFound)?;
+    serve_file(request, Source::Cached(content), &entry.facts, out)
 }
 
 /// Finds what the resolved `path` names: from `cache` when the file is still the one cached, else
@@ -313,11 +323,14 @@ enum Found {
 /// from a confined open of that very inode, and an equal identity means the same unchanged file
 /// (see [`cache`](super::cache)). A deeper path could reach the same inode through a link out of the
 /// root (a directory moved out and a link put in its place), so it is always opened under the root
-/// — confined as ever — and only its `pread` is saved by the cache.
+/// — confined as ever — and only its `pread` is saved by the cache. A large file is always opened
+/// (it is sent from its fd); the cache only saves working out its head fields again.
 fn find_file(site: &Site, path: &mut Vec<u8>, cache: &mut FileCache) -> Result<Found, Error> {
     let single = path::is_single_segment(path);
     let mut seen = None;
-    if single {
+    // A path last seen as a large file is opened straight away: a statx first could not spare the
+    // open. (Should it now be small, it is cached at the next request, after a statx.)
+    if single && !cache.is_large(path) {
         match site.root().stat_entry(path) {
             Ok(stat) => {
                 if let Some(slot) = cache.find(path, &stat) {
@@ -344,10 +357,25 @@ fn find_file(site: &Site, path: &mut Vec<u8>, cache: &mut FileCache) -> Result<F
     let metadata = fstat(&file)?;
     let stat = FileStat::from(&metadata);
     if let Some(slot) = cache.find(path, &stat) {
+        let entry = cache.entry(slot);
+        if entry.content.is_none() {
+            return Ok(Found::Known(file, entry.facts));
+        }
         return Ok(Found::Cached(slot));
     }
-    // Cached only if the next request's check will see this very file: a single segment must name
-    // it directly, not through a link.
+    if stat.is_file() && stat.size > SMALL_FILE_LIMIT {
+        // Its head fields depend only on the identity every request checks with this open's fstat.
+        let facts = facts(&metadata, path);
+        let entry = Entry {
+            stat,
+            content: None,
+            facts,
+        };
+        cache.insert(path, entry);
+        return Ok(Found::Known(file, facts));
+    }
+    // Bytes are cached only if the next request's check will see this very file: a single segment
+    // must name it directly, not through a link.
     let fillable = stat.is_file()
         && stat.size <= SMALL_FILE_LIMIT
         && (!single || seen == Some(stat))
@@ -365,7 +393,7 @@ fn find_file(site: &Site, path: &mut Vec<u8>, cache: &mut FileCache) -> Result<F
     }
     let entry = Entry {
         stat,
-        content,
+        content: Some(content),
         facts: facts(&metadata, path),
     };
     match cache.insert(path, entry) {
@@ -863,10 +891,13 @@ mod tests {
         assert_eq!(cached(), (1, 10 + 2), "the bytes and the path");
         let (_, again) = get(&site, "/f0");
         assert_eq!(again, out, "a hit answers the same");
-        for path in ["/link", "/fresh", "/large", "/missing"] {
+        for path in ["/link", "/fresh", "/missing"] {
             get(&site, path);
             assert_eq!(cached().0, 1, "{path} is not cached");
         }
+        let (_, large) = get(&site, "/large");
+        assert_eq!(cached(), (2, 12 + 5), "a large file's entry holds no bytes");
+        assert_eq!(get(&site, "/large").1, large);
         for index in 0..1_100 {
             assert_eq!(get(&site, &format!("/f{index}")).0, 200);
             let (entries, bytes) = cached();
