@@ -394,6 +394,22 @@ def summarise(run, opts, facts, servers, skipped, argv):
     return text
 
 
+def add_iomux(servers, skipped, name, binary):
+    """Appends the server `name` running `binary http` if that binary has `http`; returns whether it did."""
+    done = None
+    if os.path.isfile(binary):
+        try:
+            done = subprocess.run([binary, "http", "--help"], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            done = None
+    if done is None or done.returncode != 0:
+        skipped.append(f"{name} http ({binary} missing or without `http`)")
+        return False
+    extra = ["--keepalive-timeout", "600"] if "--keepalive-timeout" in done.stdout else []
+    servers.append(Server(name, iomux=binary, iomux_extra=extra))
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser(prog="bench/http.sh", description="static file servers side by side "
                                                                    "(see bench/README.md)")
@@ -411,6 +427,8 @@ def main():
     ap.add_argument("--pin", help="SERVER_CPUS:LOAD_CPUS, e.g. 0:1: run servers and clients under taskset "
                                   "(default: nothing pinned)")
     ap.add_argument("--iomux", default=str(h.REPO_ROOT / "target" / "release" / "iomux"), help="iomux binary")
+    ap.add_argument("--iomux-baseline", help="a second iomux binary (e.g. an older build), run in the same rounds "
+                                             "as the server `iomux-baseline` for before/after figures")
     ap.add_argument("--build", action="store_true", help="build target/release/iomux first (done by http.sh)")
     ap.add_argument("--no-install", action="store_true", help="never apt-get install (done by http.sh)")
     ap.add_argument("--out", help="results directory (default bench/results/<date>-<host>/http[-quick])")
@@ -435,18 +453,8 @@ def main():
     skipped = []
     servers = [Server(p) for p in PEERS if shutil.which(p)]
     skipped += [f"{p} (not installed)" for p in PEERS if not shutil.which(p)]
-    iomux_ok = False
-    if os.path.isfile(opts.iomux):
-        try:
-            done = subprocess.run([opts.iomux, "http", "--help"], capture_output=True, text=True, timeout=20)
-            iomux_ok = done.returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            iomux_ok = False
-    if iomux_ok:
-        extra = ["--keepalive-timeout", "600"] if "--keepalive-timeout" in done.stdout else []
-        servers.append(Server("iomux", iomux=opts.iomux, iomux_extra=extra))
-    else:
-        skipped.append(f"iomux http ({opts.iomux} missing or without `http`)")
+    iomux_ok = add_iomux(servers, skipped, "iomux", opts.iomux)
+    baseline_ok = opts.iomux_baseline and add_iomux(servers, skipped, "iomux-baseline", opts.iomux_baseline)
     if opts.servers:
         wanted = {w.strip() for w in opts.servers.split(",") if w.strip()}
         servers = [s for s in servers if s.name in wanted]
@@ -461,6 +469,8 @@ def main():
              "wrk": ["wrk", "--version"], "strace": ["strace", "-V"]}
     if iomux_ok:
         tools["iomux"] = [opts.iomux, "--version"]
+    if baseline_ok:
+        tools["iomux-baseline"] = [opts.iomux_baseline, "--version"]
     facts = h.machine_facts(tools)
     run.write("machine.md", "# Machine\n\n" + h.facts_markdown(facts))
     estimate = opts.rounds * len(servers) * len(POINTS) * (opts.duration + 0.5)
