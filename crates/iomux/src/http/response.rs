@@ -848,7 +848,11 @@ mod tests {
 
     /// Answers `GET path` from `site` on this thread; returns the status and the whole output.
     fn get(site: &Site, path: &str) -> (u16, Vec<u8>) {
-        let input = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        ask(site, &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"))
+    }
+
+    /// Answers the request head `input` from `site` on this thread.
+    fn ask(site: &Site, input: &str) -> (u16, Vec<u8>) {
         let super::super::Parse::Complete(request) = super::super::parse(input.as_bytes()).unwrap()
         else {
             panic!("a complete head");
@@ -891,6 +895,27 @@ mod tests {
         assert_eq!(cached(), (1, 10 + 2), "the bytes and the path");
         let (_, again) = get(&site, "/f0");
         assert_eq!(again, out, "a hit answers the same");
+        let text = String::from_utf8(out).unwrap();
+        let etag = text
+            .split("\r\n")
+            .find_map(|line| line.strip_prefix("ETag: "))
+            .unwrap();
+        let (status, range) = ask(
+            &site,
+            "GET /f0 HTTP/1.1\r\nHost: x\r\nRange: bytes=2-4\r\n\r\n",
+        );
+        assert_eq!(status, 206);
+        assert!(range.ends_with(b"\r\nContent-Range: bytes 2-4/10\r\n\r\n234"));
+        let (status, head) = ask(&site, "HEAD /f0 HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(status, 200);
+        assert!(
+            head.ends_with(b"Accept-Ranges: bytes\r\n\r\n"),
+            "no body for HEAD"
+        );
+        let conditional = format!("GET /f0 HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n");
+        let (status, _) = ask(&site, &conditional);
+        assert_eq!(status, 304);
+        assert_eq!(cached().0, 1, "all from the one entry");
         for path in ["/link", "/fresh", "/missing"] {
             get(&site, path);
             assert_eq!(cached().0, 1, "{path} is not cached");
