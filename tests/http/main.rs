@@ -11,4 +11,5 @@ mod clients;
 mod connections;
 mod hostile;
 mod protocol;
+mod regression;
 mod shutdown;

@@ -492,7 +492,16 @@ impl Connection {
                     .pending
                     .as_ref()
                     .is_some_and(|pending| pending.file.is_some());
-                let written = write_nonblocking(&self.socket, &out, file_follows)?;
+                let written = match write_nonblocking(&self.socket, &out, file_follows) {
+                    Ok(written) => written,
+                    Err(error) => {
+                        // The buffer is the worker's: left filled, these responses would go out
+                        // to the next connection it serves (regression test
+                        // `responses_to_a_reset_peer_never_reach_the_next_connection`).
+                        out.clear();
+                        return Err(error);
+                    }
+                };
                 moved |= written > 0;
                 if written < out.len() {
                     let pending = self.pending_mut();
