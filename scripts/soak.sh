@@ -288,7 +288,7 @@ sleep "$warmup"
 http_rss_warm=$(rss_kib "$http_pid")
 echo_rss_warm=$(rss_kib "$echo_pid")
 say "after the warm-up: http RSS ${http_rss_warm} KiB, echo RSS ${echo_rss_warm} KiB"
-# Samples every 10 s until the load ends, for the peaks.
+# Samples every second until the load ends, for the peaks.
 http_rss_peak=$http_rss_warm
 echo_rss_peak=$echo_rss_warm
 http_fds_peak=0
