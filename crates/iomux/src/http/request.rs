@@ -4,9 +4,10 @@
 //! The buffer may end inside a head, or hold several pipelined requests; `parse` looks only at the
 //! first head and reports its length, so the caller knows where the next request begins. The checks
 //! run in a fixed order, so the same bytes give the same answer however they were split across reads:
-//! a request line longer than [`MAX_REQUEST_LINE`] is 414 (checked first, before the line has ended),
-//! a head longer than [`MAX_HEAD`] is 431, a head that breaks the grammar is 400; then the method
-//! (405 or 501), `Host`, the framing headers and the body limit.
+//! a request line longer than [`MAX_REQUEST_LINE`] is 414 (checked first, before the line has ended,
+//! unless its first [`MAX_REQUEST_LINE`] bytes already break the grammar), a head longer than
+//! [`MAX_HEAD`] is 431 (only its first [`MAX_HEAD`] bytes are parsed), a head that breaks the grammar
+//! is 400; then the method (405 or 501), `Host`, the framing headers and the body limit.
 
 use std::mem::MaybeUninit;
 
@@ -230,8 +231,11 @@ pub fn parse(buf: &[u8]) -> Result<Parse<'_>, Error> {
     check_request_line(buf)?;
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
-    let head_len = match parsed.parse_with_uninit_headers(buf, &mut headers) {
-        Ok(httparse::Status::Complete(head_len)) if head_len <= MAX_HEAD => head_len,
+    // Only the first MAX_HEAD bytes are looked at, so a break past the limit cannot turn the 431 that
+    // fewer bytes gave into a 400.
+    let within = &buf[..buf.len().min(MAX_HEAD)];
+    let head_len = match parsed.parse_with_uninit_headers(within, &mut headers) {
+        Ok(httparse::Status::Complete(head_len)) => head_len,
         Ok(httparse::Status::Partial) if buf.len() <= MAX_HEAD => return Ok(Parse::Partial),
         Ok(_) | Err(httparse::Error::TooManyHeaders) => {
             return Err(Error::HeadTooLarge { limit: MAX_HEAD });
@@ -350,7 +354,8 @@ pub fn parse(buf: &[u8]) -> Result<Parse<'_>, Error> {
     Ok(Parse::Complete(request))
 }
 
-/// 414 as soon as the request line is longer than the limit, whether or not its end has arrived.
+/// 414 as soon as the request line is longer than the limit, whether or not its end has arrived —
+/// unless its first [`MAX_REQUEST_LINE`] bytes already break the grammar (400).
 fn check_request_line(buf: &[u8]) -> Result<(), Error> {
     // Leading empty lines are skipped by the parser (RFC 9112 §2.2) and count only toward the head.
     let start = buf
@@ -364,6 +369,13 @@ fn check_request_line(buf: &[u8]) -> Result<(), Error> {
     };
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.len() > MAX_REQUEST_LINE {
+        // A line already broken within the limit is malformed, as it was while fewer bytes had arrived.
+        let within = &buf[..start + MAX_REQUEST_LINE];
+        if let Err(error) = httparse::Request::new(&mut []).parse(within) {
+            return Err(Error::Malformed {
+                reason: describe(error),
+            });
+        }
         return Err(Error::UriTooLong {
             limit: MAX_REQUEST_LINE,
         });
