@@ -7,13 +7,24 @@ mod support {
 }
 
 use serde_json::Value;
-use support::tools::{Output, closing_server, echo_server, refused_address, run_iomux};
+use support::tools::{
+    Output, closing_server, echo_server, refused_address, run_iomux, small_scale,
+};
 
 /// Runs `iomux load echo ADDRESS --json` with `extra` flags and parses its one line of JSON.
 #[track_caller]
 fn load_json(address: &str, extra: &[&str]) -> (Output, Value) {
     let mut args = vec!["load", "echo", address, "--json"];
     args.extend_from_slice(extra);
+    // Under valgrind the first round trips can take longer than a short run: at least 5 s each.
+    if small_scale()
+        && let Some(at) = args.iter().position(|&arg| arg == "-d")
+        && args[at + 1]
+            .parse::<f64>()
+            .is_ok_and(|seconds| seconds < 5.0)
+    {
+        args[at + 1] = "5";
+    }
     let output = run_iomux(&args, b"");
     let text = String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8");
     assert_eq!(text.lines().count(), 1, "one line on stdout: {text:?}");
@@ -99,7 +110,9 @@ fn echo_load_runs_on_every_backend_and_with_threads() {
 fn large_messages_are_written_while_the_echo_is_read() {
     let address = echo_server().to_string();
     // 4 MiB each: more than both sides' socket buffers, so writing all before reading would stall.
-    let (output, json) = load_json(&address, &["-c", "2", "-d", "0.5", "--size", "4194304"]);
+    // Under valgrind one round trip takes seconds.
+    let duration = if small_scale() { "20" } else { "0.5" };
+    let (output, json) = load_json(&address, &["-c", "2", "-d", duration, "--size", "4194304"]);
     assert!(output.status.success(), "{}", output.stderr);
     assert_eq!(json["errors"], 0, "{json}");
     assert!(json["messages"].as_u64().expect("messages") > 0, "{json}");

@@ -97,6 +97,12 @@ pub fn wait_bounded(child: &mut Child) -> ExitStatus {
     }
 }
 
+/// Whether the big cases run scaled down: `IOMUX_TEST_SCALE=small`, which `scripts/valgrind.sh` sets
+/// because everything runs tens of times slower under valgrind.
+pub fn small_scale() -> bool {
+    std::env::var_os("IOMUX_TEST_SCALE").is_some_and(|scale| scale == "small")
+}
+
 /// Starts a server on iomux's runtime in a background thread, listening on 127.0.0.1 port 0 with a
 /// full backlog, running `handle` for each connection in its own task; returns its address. The
 /// thread lives as long as the test binary.

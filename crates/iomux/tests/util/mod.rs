@@ -22,6 +22,13 @@ pub const HANG_GUARD: Duration = Duration::from_secs(10);
 /// How long a case watches for events that must not come.
 pub const QUIET: Duration = Duration::from_millis(50);
 
+/// Whether the big cases run scaled down: `IOMUX_TEST_SCALE=small`, which `scripts/valgrind.sh` sets
+/// because everything runs tens of times slower under valgrind (smaller payloads, longer timeouts
+/// where a case depends on round trips beating a timer).
+pub fn small_scale() -> bool {
+    std::env::var_os("IOMUX_TEST_SCALE").is_some_and(|scale| scale == "small")
+}
+
 /// The process-wide fd budget: a case that holds thousands of fds, or needs fd numbers not to move
 /// under it (closing and reusing numbers, filling every number below `FD_SETSIZE`), takes it
 /// exclusively; every other case takes it shared.
