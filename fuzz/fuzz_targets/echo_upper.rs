@@ -1,17 +1,16 @@
 //! Fuzz target: the echo server's `upper` transform. ASCII `a`–`z` become `A`–`Z`, every other byte
 //! is unchanged and the length is kept, whatever the bytes (binary-safe), and applying it chunk by
 //! chunk, as the server does to each read, gives the same bytes as applying it once.
-//!
-//! `upper` below stands in for the echo module's public transform until that module lands; it is the
-//! one line to switch then (`iomux::echo::Mode::Upper.apply`).
+//! `Mode::Echo` must leave every byte as it was.
 
 #![no_main]
 
+use iomux::echo::Mode;
 use libfuzzer_sys::fuzz_target;
 
-/// The transform under test.
+/// The transform under test, as the server applies it to each read.
 fn upper(bytes: &mut [u8]) {
-    bytes.make_ascii_uppercase();
+    Mode::Upper.apply(bytes);
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -36,4 +35,7 @@ fuzz_target!(|data: &[u8]| {
         upper(piece);
     }
     assert_eq!(chunked, whole, "chunk by chunk equals all at once");
+    let mut echoed = input.to_vec();
+    Mode::Echo.apply(&mut echoed);
+    assert_eq!(echoed, input, "echo changes nothing");
 });
