@@ -1,7 +1,7 @@
 //! The echo server in-process, for every model × backend, over real loopback sockets: echo and upper,
-//! every byte value, an 8 MiB payload written while reading, half-close, IPv6, UDP, two workers
-//! sharing a port, and stopping. The cases that watch the server's fds, memory and CPU run it as a
-//! child process, in the root `tests/echo.rs`.
+//! every byte value, an 8 MiB payload written while reading, half-close (also arriving with the last
+//! message), IPv6, UDP, two workers sharing a port, and stopping. The cases that watch the server's
+//! fds, memory and CPU run it as a child process, in the root `tests/echo.rs`.
 
 #[path = "util/mod.rs"]
 #[allow(dead_code)] // shared with the other suites, which use the rest
@@ -74,6 +74,7 @@ for_each_model!(
     every_byte_value_comes_back,
     an_8_mib_payload_written_while_reading_comes_back_whole,
     half_close_gets_everything_back_then_end_of_stream,
+    a_message_and_end_of_stream_arriving_together,
     ipv6_loopback,
     udp_datagrams,
     two_workers_share_the_port,
@@ -228,6 +229,27 @@ fn half_close_gets_everything_back_then_end_of_stream(config: Config) {
     let sent = writing.join().unwrap();
     assert_eq!(received.len(), sent.len());
     assert!(received == sent, "the echo differs from what was sent");
+}
+
+/// A message followed at once by a half-close usually reaches the server's socket before its first
+/// read: that read is short and the end of stream is already queued behind it. An edge-triggered
+/// server must read on to it, or it waits for an event that never comes.
+fn a_message_and_end_of_stream_arriving_together(config: Config) {
+    let server = start(&config);
+    for round in 0..50 {
+        let mut client = connect(server.local_addr());
+        let message = format!("message {round}");
+        client.write_all(message.as_bytes()).expect("send");
+        client
+            .shutdown(Shutdown::Write)
+            .expect("shut down the write side");
+        let mut reply = Vec::new();
+        // A server that missed the end of stream never closes: the read times out.
+        client
+            .read_to_end(&mut reply)
+            .expect("read to the end of stream");
+        assert_eq!(reply, message.as_bytes(), "round {round}");
+    }
 }
 
 fn ipv6_loopback(config: Config) {

@@ -2,11 +2,18 @@
 //! socket — the listener, each connection, or the UDP socket — as variants of [`Source`], so every
 //! event is a direct call. Layer 4, the echo server.
 //!
-//! Connections are registered level-triggered for reading. A message costs one wait, one `read` into
-//! the worker's shared buffer and one `write`: no allocation and no `epoll_ctl`. Only when the socket
-//! takes less than was read is the rest copied into the connection's own buffer and the interest
-//! switched to writing (so the client is not read meanwhile); once that buffer is written, it is freed
-//! and the interest goes back to reading.
+//! Connections are registered for reading, edge-triggered on epoll (level-triggered on select and
+//! poll, which have no edges). A message costs one wait, one `read` into the worker's shared buffer and
+//! one `write`: no allocation and no `epoll_ctl`. Only when the socket takes less than was read is the
+//! rest copied into the connection's own buffer and the interest switched to writing (so the client is
+//! not read meanwhile); once that buffer is written, it is freed and the interest goes back to reading.
+//!
+//! Edge triggering spares the kernel a check per event: a level-triggered epoll entry that was reported
+//! goes back on the ready list and is polled again at the next wait, only to be found empty. The price
+//! is the rule that a reported socket must be drained: a read that fills the buffer is followed by
+//! another, and a read shorter than the buffer means the kernel handed over all it had — new data will
+//! bring a new edge — unless the peer has shut down its side (`EPOLLRDHUP`), whose end of stream is
+//! reported once, so then the connection reads on to it (nginx and tokio rely on the same).
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -15,7 +22,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::rc::Rc;
 
 use super::{ACCEPT_PAUSE, AcceptFailures, Bound, Mode, READ_BUFFER_BYTES, Settings, Started};
-use crate::event_loop::{Builder, EventLoop, Handler, Interest, Ready};
+use crate::event_loop::{BackendKind, Builder, EventLoop, Handler, Interest, Ready, Trigger};
 use crate::net::{accept_nonblocking, is_retryable};
 
 /// How many connections one listener event accepts at most, so a flood of connections cannot keep
@@ -25,11 +32,21 @@ const ACCEPT_BATCH: usize = 128;
 /// How many datagrams one event of the UDP socket answers at most, for the same reason.
 const DATAGRAM_BATCH: usize = 128;
 
+/// How many full reads one event of an edge-triggered connection makes at most, so a client that keeps
+/// its socket full cannot hold the loop; it is then re-armed (`EPOLL_CTL_MOD` re-checks readiness and
+/// reports it again at the next wait), so nothing is lost.
+const READS_PER_EVENT: usize = 16;
+
 /// Runs one callback worker on `socket` until it is stopped.
 pub(super) fn run(socket: Bound, settings: Settings, started: Started) -> io::Result<()> {
     let mut event_loop = Builder::new().backend(settings.backend).build::<Source>()?;
     let shared = Rc::new(Shared {
         mode: settings.mode,
+        trigger: if event_loop.backend() == BackendKind::Epoll {
+            Trigger::Edge
+        } else {
+            Trigger::Level
+        },
         buffer: RefCell::new(vec![0; READ_BUFFER_BYTES].into_boxed_slice()),
     });
     let source = match socket {
@@ -53,6 +70,8 @@ pub(super) fn run(socket: Bound, settings: Settings, started: Started) -> io::Re
 /// What every handler of one worker shares.
 struct Shared {
     mode: Mode,
+    /// How connections are registered: [`Trigger::Edge`] on epoll, else [`Trigger::Level`].
+    trigger: Trigger,
     /// Every read goes here first; borrowed only for the length of one handler call.
     buffer: RefCell<Box<[u8]>>,
 }
@@ -68,7 +87,7 @@ impl Handler for Source {
     #[inline]
     fn ready(&mut self, event_loop: &mut EventLoop<Source>, ready: Ready) {
         match self {
-            Source::Connection(connection) => connection.ready(event_loop),
+            Source::Connection(connection) => connection.ready(event_loop, ready),
             Source::Listener(listener) => listener.ready(event_loop),
             Source::Datagrams(datagrams) => datagrams.ready(ready),
         }
@@ -103,6 +122,7 @@ impl Listener {
                     let stream = TcpStream::from(socket);
                     // Replies go out at once, never held back waiting for an ACK.
                     let _ = stream.set_nodelay(true);
+                    let trigger = self.shared.trigger;
                     let connection = Source::Connection(Connection {
                         stream,
                         shared: Rc::clone(&self.shared),
@@ -110,7 +130,9 @@ impl Listener {
                         written: 0,
                     });
                     // On error the handler, and with it the connection, is already closed.
-                    if let Err(error) = event_loop.register_handler(connection, Interest::READ) {
+                    if let Err(error) =
+                        event_loop.register_handler_with(connection, Interest::READ, trigger)
+                    {
                         super::log_refused(peer.as_socket(), &error);
                     }
                 }
@@ -190,9 +212,9 @@ enum Next {
 
 impl Connection {
     #[inline]
-    fn ready(&mut self, event_loop: &mut EventLoop<Source>) {
+    fn ready(&mut self, event_loop: &mut EventLoop<Source>, ready: Ready) {
         let next = if self.pending.is_empty() {
-            self.echo()
+            self.echo(ready)
         } else {
             self.flush()
         };
@@ -209,45 +231,64 @@ impl Connection {
         }
     }
 
-    /// Reads once, transforms, writes once; keeps what the socket did not take.
+    /// Reads, transforms, writes; keeps what the socket did not take. Level-triggered, once per
+    /// event; edge-triggered, until the socket is drained (see the module docs).
     #[inline]
-    fn echo(&mut self) -> Next {
+    fn echo(&mut self, ready: Ready) -> Next {
+        let edge = self.shared.trigger == Trigger::Edge;
+        // After the peer's shutdown (or an error), a short read does not mean drained: read on to the
+        // end of stream, which is reported only once.
+        let shut = ready.is_read_closed() || ready.is_hup() || ready.is_error();
         let mut buffer = self.shared.buffer.borrow_mut();
-        let read = match (&self.stream).read(&mut buffer) {
-            // End of stream: everything read was written, so the client has it all (half-close).
-            Ok(0) => return Next::Close,
-            Ok(read) => read,
-            Err(error) if is_transient(&error) => return Next::Same,
-            Err(_) => return Next::Close,
-        };
-        let data = &mut buffer[..read];
-        self.shared.mode.apply(data);
-        let written = match (&self.stream).write(data) {
-            Ok(written) => written,
-            Err(error) if is_transient(&error) => 0,
-            Err(_) => return Next::Close,
-        };
-        if written == read {
-            return Next::Same;
+        for _ in 0..READS_PER_EVENT {
+            let read = match (&self.stream).read(&mut buffer) {
+                // End of stream: everything read was written, so the client has it all (half-close).
+                Ok(0) => return Next::Close,
+                Ok(read) => read,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Next::Same,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Next::Close,
+            };
+            let data = &mut buffer[..read];
+            self.shared.mode.apply(data);
+            let written = match (&self.stream).write(data) {
+                Ok(written) => written,
+                Err(error) if is_transient(&error) => 0,
+                Err(_) => return Next::Close,
+            };
+            if written < read {
+                self.pending.extend_from_slice(&data[written..]);
+                return Next::Writable;
+            }
+            if !edge || (read < buffer.len() && !shut) {
+                // Level: the next wait reports what is left. Edge: a short read took all there was.
+                return Next::Same;
+            }
         }
-        self.pending.extend_from_slice(&data[written..]);
-        Next::Writable
+        // Still readable after a full budget: re-arming makes the next wait report it again.
+        Next::Readable
     }
 
-    /// Writes what is pending; once all is written, frees the buffer and reads again.
+    /// Writes what is pending (edge-triggered: until the socket is full); once all is written, frees
+    /// the buffer and reads again.
     fn flush(&mut self) -> Next {
-        match (&self.stream).write(&self.pending[self.written..]) {
-            Ok(written) => {
-                self.written += written;
-                if self.written < self.pending.len() {
-                    return Next::Same;
+        loop {
+            match (&self.stream).write(&self.pending[self.written..]) {
+                Ok(written) => {
+                    self.written += written;
+                    if self.written == self.pending.len() {
+                        self.pending = Vec::new();
+                        self.written = 0;
+                        return Next::Readable;
+                    }
+                    if written == 0 || self.shared.trigger != Trigger::Edge {
+                        return Next::Same;
+                    }
                 }
-                self.pending = Vec::new();
-                self.written = 0;
-                Next::Readable
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Next::Same,
+                Err(_) => return Next::Close,
             }
-            Err(error) if is_transient(&error) => Next::Same,
-            Err(_) => Next::Close,
         }
     }
 }
