@@ -28,6 +28,7 @@ use support::runtime;
 for_each_backend!(
     spawn_and_join_return_the_output,
     abort_cancels_a_pending_task_and_keeps_a_finished_result,
+    a_wake_left_by_a_finished_task_does_not_poll_the_next_task_in_its_slot,
     a_panicking_task_reports_panicked_and_the_runtime_goes_on,
     join_all_returns_outputs_in_order,
     sleep_never_wakes_early,
@@ -96,6 +97,38 @@ fn abort_cancels_a_pending_task_and_keeps_a_finished_result(kind: BackendKind) {
         assert_eq!(quick.await.unwrap(), 7);
     });
     assert_eq!(runtime.task_count(), 0);
+}
+
+/// A task that aborts itself and then finishes in the same poll leaves a wake queued behind it; the
+/// next task spawned into its slot must not be polled for it.
+fn a_wake_left_by_a_finished_task_does_not_poll_the_next_task_in_its_slot(kind: BackendKind) {
+    let runtime = runtime(kind);
+    runtime.block_on(async {
+        let own_handle = Rc::new(RefCell::new(None));
+        let inside = Rc::clone(&own_handle);
+        let first = spawn(async move {
+            if let Some(handle) = inside.borrow().as_ref() {
+                iomux::runtime::JoinHandle::<()>::abort(handle);
+            }
+        });
+        *own_handle.borrow_mut() = Some(first);
+        yield_now().await; // `first` runs, queues itself again and finishes
+        let polls = Rc::new(AtomicUsize::new(0));
+        let counted = Rc::clone(&polls);
+        let second = spawn(poll_fn(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Poll::<()>::Pending
+        }));
+        yield_now().await;
+        yield_now().await;
+        assert_eq!(
+            polls.load(Ordering::Relaxed),
+            1,
+            "a task nobody woke is polled once"
+        );
+        second.abort();
+        assert!(matches!(second.await, Err(Error::Cancelled { .. })));
+    });
 }
 
 fn a_panicking_task_reports_panicked_and_the_runtime_goes_on(kind: BackendKind) {

@@ -3,11 +3,15 @@
 //! runtime.
 //!
 //! A task's future stays on the runtime's thread (it need not be `Send`); its [`Waker`] is an
-//! `Arc<Header>` that only holds what a wake needs, so it can be sent anywhere. Waking pushes the
-//! header on a mutex-protected queue — uncontended when the wake comes from the runtime itself — and,
-//! only when the runtime is asleep in its selector, writes to the selector's [`Waker`](SelectorWaker)
-//! once. A header carries a `scheduled` flag so a task is queued at most once however often it is
-//! woken, and a finished task's flag stays set so late wakes cost nothing.
+//! `Arc<Header>` that only holds what a wake needs, so it can be sent anywhere. A header carries a
+//! `scheduled` flag so a task is queued at most once however often it is woken, and a finished task's
+//! flag stays set so late wakes cost nothing.
+//!
+//! A wake takes one of two paths. On the runtime's own thread — IO readiness, timers, a task waking
+//! another, which is nearly every wake — it appends the task's slot number and id to the runtime's
+//! local queue: no lock, no fence, no reference count. From any other thread it pushes the header on a
+//! mutex-protected queue and, only when the runtime is asleep in its selector, writes to the
+//! selector's [`Waker`](SelectorWaker) once. Each tick takes both queues.
 //!
 //! [`Runtime::block_on`]: super::Runtime::block_on
 
@@ -106,8 +110,11 @@ impl Drop for InBlockOn {
 /// What wakers share with their runtime: everything here is `Send + Sync`.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// Tasks woken since the runtime last took the queue.
+    /// Tasks woken from other threads since the runtime last took the queue.
     queue: Mutex<VecDeque<Arc<Header>>>,
+    /// Set after a push on `queue`, cleared by the runtime when it takes the queue: lets a tick skip
+    /// the lock when no other thread woke anything.
+    queued: AtomicBool,
     /// The runtime is (about to be) blocked in its selector: a wake must write to `selector_waker`.
     parked: AtomicBool,
     /// A write to `selector_waker` is on its way for this park: later wakes need not write again.
@@ -126,13 +133,15 @@ impl Shared {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
+    /// Queues a task woken from another thread (or on the runtime's thread while no `block_on` runs).
     fn schedule(&self, header: Arc<Header>) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
         self.lock().push_back(header);
-        // Pairs with the fence in `Core::park`: either the runtime sees this task in the queue, or
-        // this sees that the runtime parked and wakes it.
+        self.queued.store(true, Ordering::Release);
+        // Pairs with the fence in `Core::refill_or_park`: either the runtime sees `queued`, or this
+        // sees that the runtime parked and wakes it.
         fence(Ordering::SeqCst);
         if self.parked.load(Ordering::Relaxed) && !self.notified.swap(true, Ordering::AcqRel) {
             // Fails only once the selector is closed, i.e. the runtime is gone.
@@ -146,30 +155,76 @@ impl Shared {
 pub(crate) struct Header {
     /// The task's slot in the runtime's task table, or [`MAIN`].
     index: usize,
+    /// Unique within the runtime (the task's id; a fresh one for each `block_on`'s main future), so a
+    /// queue entry left by a finished task never runs the next task in its slot.
+    id: u64,
     /// The task is queued (or finished, which keeps it from ever being queued again).
     scheduled: AtomicBool,
+    /// [`JoinHandle::abort`] was called: the next poll drops the future instead.
+    aborted: AtomicBool,
     shared: Arc<Shared>,
 }
 
 impl Wake for Header {
     fn wake(self: Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
-            let shared = Arc::clone(&self.shared);
-            shared.schedule(self);
-        }
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if !self.schedule_local() {
             self.shared.schedule(Arc::clone(self));
         }
     }
 }
 
 impl Header {
-    /// Queues the task unless it is queued or finished (used by `JoinHandle::abort`).
-    pub(crate) fn schedule(self: &Arc<Self>) {
+    /// Cancels the task: marks it and queues it unless it is queued or finished (used by
+    /// `JoinHandle::abort`).
+    pub(crate) fn abort(self: &Arc<Self>) {
+        self.aborted.store(true, Ordering::Release);
         Wake::wake_by_ref(self);
+    }
+
+    /// Appends the task to its runtime's local queue if that runtime's `block_on` is running on this
+    /// thread; returns whether it did.
+    fn schedule_local(&self) -> bool {
+        CURRENT.with(|current| {
+            let Ok(current) = current.try_borrow() else {
+                return false;
+            };
+            match current.as_deref() {
+                Some(core) if Arc::ptr_eq(&core.shared, &self.shared) => {
+                    let Ok(mut ready) = core.ready.try_borrow_mut() else {
+                        return false;
+                    };
+                    ready.push_back(Entry {
+                        index: self.index,
+                        id: self.id,
+                    });
+                    true
+                }
+                _ => false,
+            }
+        })
+    }
+}
+
+/// A queued task: its slot and its id, checked against the slot's task when it is taken.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    index: usize,
+    id: u64,
+}
+
+impl From<Arc<Header>> for Entry {
+    fn from(header: Arc<Header>) -> Entry {
+        Entry {
+            index: header.index,
+            id: header.id,
+        }
     }
 }
 
@@ -178,42 +233,64 @@ struct Running {
     future: Pin<Box<dyn Future<Output = ()>>>,
     /// Built once at spawn, so polling never touches the header's reference count.
     waker: Waker,
+    header: Arc<Header>,
     /// The task's join state, to report a panic or a cancellation.
     completion: Rc<dyn Completion>,
 }
 
-struct Slot {
-    header: Arc<Header>,
-    /// `None` while the task is being polled.
-    running: Option<Running>,
+/// One entry of the task table.
+enum Slot {
+    /// Free for the next task.
+    Free,
+    /// A task waiting to be polled.
+    Waiting(Running),
+    /// A task being polled: its [`Running`] is out of the table meanwhile.
+    Polling,
 }
 
 /// The tasks of one runtime: a slab indexed by `Header::index`, free slots reused.
 #[derive(Default)]
 struct Tasks {
-    slots: Vec<Option<Slot>>,
+    slots: Vec<Slot>,
     free: Vec<usize>,
     len: usize,
 }
 
 impl Tasks {
-    fn insert(&mut self, make: impl FnOnce(usize) -> Slot) -> usize {
+    fn insert(&mut self, make: impl FnOnce(usize) -> Running) -> usize {
         let index = self.free.pop().unwrap_or(self.slots.len());
-        let slot = make(index);
+        let slot = Slot::Waiting(make(index));
         if index == self.slots.len() {
-            self.slots.push(Some(slot));
+            self.slots.push(slot);
         } else {
-            self.slots[index] = Some(slot);
+            self.slots[index] = slot;
         }
         self.len += 1;
         index
     }
 
-    fn remove(&mut self, index: usize) -> Option<Slot> {
-        let slot = self.slots.get_mut(index)?.take()?;
-        self.free.push(index);
-        self.len -= 1;
-        Some(slot)
+    /// Takes the task of `entry` out for polling, if it is still the one in the slot and waiting.
+    fn take_for_poll(&mut self, entry: Entry) -> Option<Running> {
+        let slot = self.slots.get_mut(entry.index)?;
+        match slot {
+            Slot::Waiting(running) if running.header.id == entry.id => {}
+            _ => return None,
+        }
+        match std::mem::replace(slot, Slot::Polling) {
+            Slot::Waiting(running) => Some(running),
+            _ => None,
+        }
+    }
+
+    /// Frees the slot of a task that is not in the table (finished or being dropped).
+    fn release(&mut self, index: usize) {
+        if let Some(slot) = self.slots.get_mut(index)
+            && !matches!(slot, Slot::Free)
+        {
+            *slot = Slot::Free;
+            self.free.push(index);
+            self.len -= 1;
+        }
     }
 }
 
@@ -222,9 +299,12 @@ pub(crate) struct Core {
     pub(crate) reactor: Rc<Reactor>,
     shared: Arc<Shared>,
     tasks: RefCell<Tasks>,
-    /// The tasks of the current tick, taken from the shared queue in one swap; tasks woken during the
-    /// tick run in the next one. Kept here so a `block_on` that returns mid-tick loses none.
-    batch: RefCell<VecDeque<Arc<Header>>>,
+    /// Tasks woken on this thread (and spawned) since the last tick began.
+    ready: RefCell<VecDeque<Entry>>,
+    /// The tasks of the current tick, taken from `ready` in one swap (and from the shared queue);
+    /// tasks woken during the tick run in the next one. Kept here so a `block_on` that returns
+    /// mid-tick loses none.
+    batch: RefCell<VecDeque<Entry>>,
     next_id: Cell<u64>,
 }
 
@@ -243,12 +323,14 @@ impl Core {
             reactor: Rc::new(reactor),
             shared: Arc::new(Shared {
                 queue: Mutex::new(VecDeque::new()),
+                queued: AtomicBool::new(false),
                 parked: AtomicBool::new(false),
                 notified: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 selector_waker,
             }),
             tasks: RefCell::new(Tasks::default()),
+            ready: RefCell::new(VecDeque::new()),
             batch: RefCell::new(VecDeque::new()),
             next_id: Cell::new(1),
         }
@@ -259,13 +341,19 @@ impl Core {
         self.tasks.borrow().len
     }
 
+    /// A fresh id for a task or a `block_on`'s main future.
+    fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
     pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
+        let id = self.next_id();
         let state = Rc::new(JoinState::new(id));
         let completion: Rc<dyn Completion> = state.clone();
         let result = Rc::clone(&state);
@@ -274,24 +362,25 @@ impl Core {
             result.complete(output);
         });
         let mut header = None;
-        self.tasks.borrow_mut().insert(|index| {
+        let index = self.tasks.borrow_mut().insert(|index| {
             let new = Arc::new(Header {
                 index,
+                id,
                 scheduled: AtomicBool::new(true),
+                aborted: AtomicBool::new(false),
                 shared: Arc::clone(&self.shared),
             });
             header = Some(Arc::clone(&new));
-            Slot {
-                running: Some(Running {
-                    future,
-                    waker: Waker::from(Arc::clone(&new)),
-                    completion,
-                }),
+            Running {
+                future,
+                waker: Waker::from(Arc::clone(&new)),
                 header: new,
+                completion,
             }
         });
+        // Spawned tasks are created scheduled, so they are queued exactly once, here.
+        self.ready.borrow_mut().push_back(Entry { index, id });
         let header = header.expect("Tasks::insert calls make exactly once");
-        self.shared.schedule(Arc::clone(&header));
         JoinHandle::new(state, header)
     }
 
@@ -302,7 +391,9 @@ impl Core {
         let mut future = pin!(future);
         let main = Arc::new(Header {
             index: MAIN,
+            id: self.next_id(),
             scheduled: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
             shared: Arc::clone(&self.shared),
         });
         let main_waker = Waker::from(Arc::clone(&main));
@@ -324,21 +415,21 @@ impl Core {
                 self.poll_events_now();
             }
             let next = self.batch.borrow_mut().pop_front();
-            let Some(header) = next else {
+            let Some(entry) = next else {
                 if self.refill_or_park() {
                     since_io = 0;
                 }
                 continue;
             };
-            if header.index == MAIN {
-                // A stale main header of an earlier block_on is dropped here.
-                if Arc::ptr_eq(&header, &main) {
+            if entry.index == MAIN {
+                // A stale entry of an earlier block_on's main future is dropped here.
+                if entry.id == main.id {
                     main.scheduled.store(false, Ordering::Release);
                     poll_main = true;
                 }
                 continue;
             }
-            self.run_task(header);
+            self.run_task(entry);
             since_io += 1;
         }
     }
@@ -346,17 +437,13 @@ impl Core {
     /// Starts the next tick with the tasks woken since the last one; if there are none, waits in the
     /// selector until IO, a timer or a wake from another thread. Returns whether it waited.
     fn refill_or_park(&self) -> bool {
-        {
-            let mut queue = self.shared.lock();
-            if !queue.is_empty() {
-                std::mem::swap(&mut *queue, &mut *self.batch.borrow_mut());
-                return false;
-            }
+        if self.refill() {
+            return false;
         }
         self.shared.parked.store(true, Ordering::Relaxed);
         // Pairs with the fence in `Shared::schedule`.
         fence(Ordering::SeqCst);
-        if !self.shared.lock().is_empty() {
+        if self.shared.queued.load(Ordering::Relaxed) {
             self.shared.parked.store(false, Ordering::Relaxed);
             return false;
         }
@@ -370,6 +457,18 @@ impl Core {
         self.shared.notified.store(false, Ordering::Release);
         self.reactor.wake();
         true
+    }
+
+    /// Moves the tasks woken since the last tick into the (empty) batch: those of this thread, then
+    /// those of other threads. Returns whether there are any.
+    fn refill(&self) -> bool {
+        let mut batch = self.batch.borrow_mut();
+        std::mem::swap(&mut *self.ready.borrow_mut(), &mut *batch);
+        if self.shared.queued.swap(false, Ordering::Acquire) {
+            let remote = std::mem::take(&mut *self.shared.lock());
+            batch.extend(remote.into_iter().map(Entry::from));
+        }
+        !batch.is_empty()
     }
 
     /// Looks at IO and timers without waiting, between two tasks of a busy tick.
@@ -400,24 +499,16 @@ impl Core {
         }
     }
 
-    fn run_task(&self, header: Arc<Header>) {
-        let mut running = {
-            let mut tasks = self.tasks.borrow_mut();
-            let Some(Some(slot)) = tasks.slots.get_mut(header.index) else {
-                return;
-            };
-            if !Arc::ptr_eq(&slot.header, &header) {
-                return; // queued before its task finished; the slot has a new task now
-            }
-            let Some(running) = slot.running.take() else {
-                return;
-            };
-            running
+    fn run_task(&self, entry: Entry) {
+        // None: queued before its task finished (the slot is free or has a new task now).
+        let Some(mut running) = self.tasks.borrow_mut().take_for_poll(entry) else {
+            return;
         };
+        let header = &running.header;
         // Cleared before the poll, so a wake during the poll queues the task again.
         header.scheduled.store(false, Ordering::Release);
-        if running.completion.is_aborted() {
-            self.finish(&header);
+        if header.aborted.load(Ordering::Acquire) {
+            self.finish(header);
             drop(running.future);
             running.completion.fail(Error::Cancelled {
                 task: running.completion.id(),
@@ -430,16 +521,16 @@ impl Core {
         match outcome {
             Ok(Poll::Pending) => {
                 let mut tasks = self.tasks.borrow_mut();
-                if let Some(Some(slot)) = tasks.slots.get_mut(header.index) {
-                    slot.running = Some(running);
+                if let Some(slot) = tasks.slots.get_mut(entry.index) {
+                    *slot = Slot::Waiting(running);
                 }
             }
             Ok(Poll::Ready(())) => {
-                self.finish(&header);
+                self.finish(&running.header);
                 drop(running);
             }
             Err(payload) => {
-                self.finish(&header);
+                self.finish(&running.header);
                 drop(running.future);
                 running.completion.fail(Error::Panicked {
                     task: running.completion.id(),
@@ -450,11 +541,9 @@ impl Core {
     }
 
     /// Frees a finished task's slot; its header stays `scheduled` forever so later wakes do nothing.
-    fn finish(&self, header: &Arc<Header>) {
+    fn finish(&self, header: &Header) {
         header.scheduled.store(true, Ordering::Release);
-        let slot = self.tasks.borrow_mut().remove(header.index);
-        // Dropped after the borrow ends: nothing of the task is left in it (its future was taken).
-        drop(slot);
+        self.tasks.borrow_mut().release(header.index);
     }
 
     /// Drops every task (with this runtime current, so their destructors may use it), then closes the
@@ -464,29 +553,34 @@ impl Core {
         self.shared.closed.store(true, Ordering::Release);
         // A destructor may spawn: loop until the table stays empty.
         loop {
-            let slots: Vec<Slot> = {
+            let taken: Vec<Running> = {
                 let mut tasks = self.tasks.borrow_mut();
-                let indices: Vec<usize> = (0..tasks.slots.len()).collect();
-                indices
-                    .into_iter()
-                    .filter_map(|index| tasks.remove(index))
-                    .collect()
+                let mut taken = Vec::new();
+                for index in 0..tasks.slots.len() {
+                    if matches!(tasks.slots[index], Slot::Waiting(_))
+                        && let Slot::Waiting(running) =
+                            std::mem::replace(&mut tasks.slots[index], Slot::Polling)
+                    {
+                        taken.push(running);
+                        tasks.release(index);
+                    }
+                }
+                taken
             };
-            if slots.is_empty() {
+            if taken.is_empty() {
                 break;
             }
-            for slot in slots {
-                slot.header.scheduled.store(true, Ordering::Release);
-                if let Some(running) = slot.running {
-                    drop(running.future);
-                    running.completion.fail(Error::Cancelled {
-                        task: running.completion.id(),
-                    });
-                }
+            for running in taken {
+                running.header.scheduled.store(true, Ordering::Release);
+                drop(running.future);
+                running.completion.fail(Error::Cancelled {
+                    task: running.completion.id(),
+                });
             }
         }
-        // Queued headers hold the shared state; break that cycle.
+        self.ready.borrow_mut().clear();
         self.batch.borrow_mut().clear();
+        // Queued headers hold the shared state; break that cycle.
         let queued = std::mem::take(&mut *self.shared.lock());
         drop(queued);
     }

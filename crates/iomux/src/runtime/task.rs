@@ -16,8 +16,6 @@ use super::executor::Header;
 pub(crate) trait Completion {
     /// The task's id.
     fn id(&self) -> u64;
-    /// Whether [`JoinHandle::abort`] was called.
-    fn is_aborted(&self) -> bool;
     /// Ends the task with an error (cancelled, panicked), unless it already has a result.
     fn fail(&self, error: Error);
 }
@@ -35,7 +33,6 @@ pub(crate) struct JoinState<T> {
     stage: RefCell<Stage<T>>,
     /// The task awaiting the handle.
     waiter: Cell<Option<Waker>>,
-    aborted: Cell<bool>,
 }
 
 impl<T> JoinState<T> {
@@ -44,7 +41,6 @@ impl<T> JoinState<T> {
             id,
             stage: RefCell::new(Stage::Running),
             waiter: Cell::new(None),
-            aborted: Cell::new(false),
         }
     }
 
@@ -70,10 +66,6 @@ impl<T> JoinState<T> {
 impl<T> Completion for JoinState<T> {
     fn id(&self) -> u64 {
         self.id
-    }
-
-    fn is_aborted(&self) -> bool {
-        self.aborted.get()
     }
 
     fn fail(&self, error: Error) {
@@ -130,8 +122,7 @@ impl<T> JoinHandle<T> {
         if self.is_finished() {
             return;
         }
-        self.state.aborted.set(true);
-        self.header.schedule();
+        self.header.abort();
     }
 }
 
