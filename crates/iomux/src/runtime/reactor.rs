@@ -9,6 +9,12 @@
 //!
 //! Either way a readiness, once reported, is cached until an IO call says `WouldBlock`; only then does
 //! the task wait, and an event wakes only the task waiting for that direction.
+//!
+//! A waiting task's waker stays in its fd's slot after it is woken (`wake_by_ref`), with a bit saying
+//! whether the task still waits: its next wait finds the same waker there (`will_wake`), so a message
+//! costs no waker clone or drop. Events are dispatched after the wait, by [`Reactor::wake`], once the
+//! runtime no longer counts as parked, and each wake happens while the selector is not borrowed, so a
+//! waker may run any code.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -63,6 +69,9 @@ pub(crate) struct IoSlot {
     fd: RawFd,
     /// [`READABLE`], [`WRITABLE`] and [`READ_CLOSED`] bits.
     readiness: Cell<u8>,
+    /// [`READABLE`] and [`WRITABLE`] bits: a task waits for that direction, with its waker in `reader`
+    /// or `writer`. A waker whose bit is clear is only kept for reuse and is not woken.
+    waiting: Cell<u8>,
     reader: Cell<Option<Waker>>,
     writer: Cell<Option<Waker>>,
     /// What the oneshot registration is armed for (select and poll); `None` once it has fired.
@@ -74,6 +83,7 @@ impl std::fmt::Debug for IoSlot {
         f.debug_struct("IoSlot")
             .field("fd", &self.fd)
             .field("readiness", &self.readiness.get())
+            .field("waiting", &self.waiting.get())
             .field("armed", &self.armed.get())
             .finish_non_exhaustive()
     }
@@ -86,36 +96,37 @@ impl IoSlot {
             Direction::Write => &self.writer,
         }
     }
+}
 
-    fn has_waiter(&self, direction: Direction) -> bool {
-        let cell = self.waker_cell(direction);
-        let waker = cell.take();
-        let waiting = waker.is_some();
-        cell.set(waker);
-        waiting
+/// The interest that `waiting` bits ([`READABLE`], [`WRITABLE`]) stand for, if any.
+fn waiting_interest(waiting: u8) -> Option<Interest> {
+    match (waiting & READABLE != 0, waiting & WRITABLE != 0) {
+        (true, true) => Some(Interest::READ | Interest::WRITE),
+        (true, false) => Some(Interest::READ),
+        (false, true) => Some(Interest::WRITE),
+        (false, false) => None,
     }
+}
 
-    /// The interest of the tasks still waiting, if any.
-    fn waiting_interest(&self) -> Option<Interest> {
-        match (
-            self.has_waiter(Direction::Read),
-            self.has_waiter(Direction::Write),
-        ) {
-            (true, true) => Some(Interest::READ | Interest::WRITE),
-            (true, false) => Some(Interest::READ),
-            (false, true) => Some(Interest::WRITE),
-            (false, false) => None,
-        }
-    }
+/// Wakes the waker in `cell` by reference and keeps it there for the task's next wait, unless a new
+/// one was stored meanwhile.
+fn wake_in_place(cell: &Cell<Option<Waker>>) {
+    let Some(waker) = cell.take() else {
+        return;
+    };
+    waker.wake_by_ref();
+    let newer = cell.take();
+    cell.set(Some(newer.unwrap_or(waker)));
 }
 
 /// One runtime's selector, timers and wake-up lists.
 #[derive(Debug)]
 pub(crate) struct Reactor {
     selector: RefCell<Selector<Rc<IoSlot>>>,
+    /// The events of the last wait, until [`Reactor::wake`] dispatches them.
     events: RefCell<Events>,
-    /// Wakers collected while the selector or the timers are borrowed, woken after: a waker may run
-    /// arbitrary code. Reused, so the steady state allocates nothing.
+    /// Timer wakers collected while the timers are borrowed, woken after: a waker may run arbitrary
+    /// code. Reused, so the steady state allocates nothing.
     to_wake: RefCell<Vec<Waker>>,
     pub(crate) timers: RefCell<TimerHeap>,
     /// `Edge` on epoll, `Oneshot` on select and poll.
@@ -176,6 +187,7 @@ impl Reactor {
         let slot = Rc::new(IoSlot {
             fd: fd.as_raw_fd(),
             readiness: Cell::new(readiness),
+            waiting: Cell::new(0),
             reader: Cell::new(None),
             writer: Cell::new(None),
             armed: Cell::new(armed),
@@ -193,54 +205,70 @@ impl Reactor {
         let _ = self.selector.borrow_mut().unregister(fd);
     }
 
-    /// Waits for IO events (up to `timeout`, `None` forever) and updates the readiness caches; the
-    /// wakers of the tasks waiting for what became ready are collected for [`wake`](Reactor::wake).
+    /// Waits for IO events (up to `timeout`, `None` forever); [`wake`](Reactor::wake) dispatches them.
     pub(crate) fn poll_events(&self, timeout: Option<Duration>) -> Result<(), Error> {
-        {
-            let mut events = self.events.borrow_mut();
-            let mut selector = self.selector.borrow_mut();
-            let mut to_wake = self.to_wake.borrow_mut();
-            selector.select(&mut events, timeout)?;
-            for event in events.iter() {
-                let Some(key) = selector.get(event.fd()) else {
-                    continue;
-                };
-                let slot = key.data();
-                let bits = readiness_bits(event.ready());
-                slot.readiness.set(slot.readiness.get() | bits);
-                if bits & READABLE != 0 {
-                    to_wake.extend(slot.reader.take());
-                }
-                if bits & WRITABLE != 0 {
-                    to_wake.extend(slot.writer.take());
-                }
-                if self.trigger == Trigger::Oneshot {
-                    // The selector disarmed the fd when it reported it; re-arm for whoever still waits.
-                    slot.armed.set(None);
-                    if let Some(interest) = slot.waiting_interest() {
-                        let fd = slot.fd;
-                        let slot = Rc::clone(slot);
-                        match selector.modify_interest(fd, interest) {
-                            Ok(()) => slot.armed.set(Some(interest)),
-                            Err(_) => {
-                                // Let the waiting tasks' next IO call report what is wrong.
-                                slot.readiness.set(READABLE | WRITABLE | READ_CLOSED);
-                                to_wake.extend(slot.reader.take());
-                                to_wake.extend(slot.writer.take());
-                            }
+        self.selector
+            .borrow_mut()
+            .select(&mut self.events.borrow_mut(), timeout)?;
+        Ok(())
+    }
+
+    /// Updates the readiness caches from the last wait's events and wakes the tasks waiting for what
+    /// became ready, then fires the timers that are due. Called once the runtime no longer counts as
+    /// parked, so these wakes never write to the selector's waker.
+    pub(crate) fn wake(&self) {
+        self.dispatch_events();
+        self.fire_timers(Instant::now());
+        self.wake_collected();
+    }
+
+    fn dispatch_events(&self) {
+        let events = self.events.borrow();
+        for event in events.iter() {
+            // Cloned out of a short borrow: the wakes below may register or drop fds.
+            let Some(slot) = self
+                .selector
+                .borrow()
+                .get(event.fd())
+                .map(|key| Rc::clone(key.data()))
+            else {
+                continue;
+            };
+            let bits = readiness_bits(event.ready());
+            slot.readiness.set(slot.readiness.get() | bits);
+            let waiting = slot.waiting.get();
+            let mut woken = waiting & bits;
+            if self.trigger == Trigger::Oneshot {
+                // The selector disarmed the fd when it reported it; re-arm for whoever still waits.
+                slot.armed.set(None);
+                if let Some(interest) = waiting_interest(waiting & !woken) {
+                    match self
+                        .selector
+                        .borrow_mut()
+                        .modify_interest(slot.fd, interest)
+                    {
+                        Ok(()) => slot.armed.set(Some(interest)),
+                        Err(_) => {
+                            // Let the waiting tasks' next IO call report what is wrong.
+                            slot.readiness.set(READABLE | WRITABLE | READ_CLOSED);
+                            woken = waiting;
                         }
                     }
                 }
             }
+            if woken == 0 {
+                continue;
+            }
+            slot.waiting.set(waiting & !woken);
+            if woken & READABLE != 0 {
+                wake_in_place(&slot.reader);
+            }
+            if woken & WRITABLE != 0 {
+                wake_in_place(&slot.writer);
+            }
         }
-        Ok(())
-    }
-
-    /// Fires the timers that are due and wakes every task collected since the last call. Called once
-    /// the runtime no longer counts as parked, so these wakes never write to the selector's waker.
-    pub(crate) fn wake(&self) {
-        self.fire_timers(Instant::now());
-        self.wake_collected();
+        drop(events);
+        self.events.borrow_mut().clear();
     }
 
     /// Fires the timers due at `now`, collecting their wakers.
@@ -336,6 +364,7 @@ impl Registration {
             Some(old) if old.will_wake(cx.waker()) => cell.set(Some(old)),
             _ => cell.set(Some(cx.waker().clone())),
         }
+        slot.waiting.set(slot.waiting.get() | direction.bit());
         if self.reactor.trigger == Trigger::Oneshot {
             let wanted = match direction {
                 Direction::Read => Interest::READ,
@@ -350,7 +379,7 @@ impl Registration {
                     .borrow_mut()
                     .modify_interest(slot.fd, interest)
                 {
-                    cell.set(None);
+                    slot.waiting.set(slot.waiting.get() & !direction.bit());
                     return Poll::Ready(Err(io::Error::from(Error::from(error))));
                 }
                 slot.armed.set(Some(interest));
