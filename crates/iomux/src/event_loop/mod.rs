@@ -612,11 +612,11 @@ impl<H: Handler> EventLoop<H> {
         let timeout = if !self.soon.is_empty() || self.is_stop_requested() {
             Some(Duration::ZERO)
         } else {
-            let now = Instant::now();
+            // The clock is read only when a timer is pending.
             let until_timer = self
                 .timers
                 .next_deadline()
-                .map(|deadline| deadline.saturating_duration_since(now));
+                .map(|deadline| deadline.saturating_duration_since(Instant::now()));
             match (max_wait, until_timer) {
                 (Some(wait), Some(timer)) => Some(wait.min(timer)),
                 (wait, None) => wait,

@@ -218,7 +218,7 @@ impl Reactor {
     /// parked, so these wakes never write to the selector's waker.
     pub(crate) fn wake(&self) {
         self.dispatch_events();
-        self.fire_timers(Instant::now());
+        self.fire_timers();
         self.wake_collected();
     }
 
@@ -271,13 +271,15 @@ impl Reactor {
         self.events.borrow_mut().clear();
     }
 
-    /// Fires the timers due at `now`, collecting their wakers.
-    fn fire_timers(&self, now: Instant) {
+    /// Fires the timers that are due, collecting their wakers. Reads the clock only if a timer is
+    /// pending.
+    fn fire_timers(&self) {
         let mut timers = self.timers.borrow_mut();
-        if timers
-            .next_deadline()
-            .is_some_and(|deadline| deadline <= now)
-        {
+        let Some(deadline) = timers.next_deadline() else {
+            return;
+        };
+        let now = Instant::now();
+        if deadline <= now {
             timers.fire_expired(now, &mut self.to_wake.borrow_mut());
         }
     }
