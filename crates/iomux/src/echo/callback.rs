@@ -16,7 +16,7 @@
 //! reported once, so then the connection reads on to it (nginx and tokio rely on the same).
 
 use std::cell::RefCell;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::rc::Rc;
@@ -24,6 +24,7 @@ use std::rc::Rc;
 use super::{ACCEPT_PAUSE, AcceptFailures, Bound, Mode, READ_BUFFER_BYTES, Settings, Started};
 use crate::event_loop::{BackendKind, Builder, EventLoop, Handler, Interest, Ready, Trigger};
 use crate::net::{accept_nonblocking, is_retryable};
+use crate::sys::socket;
 
 /// How many connections one listener event accepts at most, so a flood of connections cannot keep
 /// the loop from serving the ones it has.
@@ -241,7 +242,7 @@ impl Connection {
         let shut = ready.is_read_closed() || ready.is_hup() || ready.is_error();
         let mut buffer = self.shared.buffer.borrow_mut();
         for _ in 0..READS_PER_EVENT {
-            let read = match (&self.stream).read(&mut buffer) {
+            let read = match socket::recv(self.stream.as_fd(), &mut buffer) {
                 // End of stream: everything read was written, so the client has it all (half-close).
                 Ok(0) => return Next::Close,
                 Ok(read) => read,
@@ -251,7 +252,7 @@ impl Connection {
             };
             let data = &mut buffer[..read];
             self.shared.mode.apply(data);
-            let written = match (&self.stream).write(data) {
+            let written = match socket::send(self.stream.as_fd(), data) {
                 Ok(written) => written,
                 Err(error) if is_transient(&error) => 0,
                 Err(_) => return Next::Close,
@@ -273,7 +274,7 @@ impl Connection {
     /// the buffer and reads again.
     fn flush(&mut self) -> Next {
         loop {
-            match (&self.stream).write(&self.pending[self.written..]) {
+            match socket::send(self.stream.as_fd(), &self.pending[self.written..]) {
                 Ok(written) => {
                     self.written += written;
                     if self.written == self.pending.len() {

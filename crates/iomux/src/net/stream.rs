@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::io::{self, IoSlice, Read};
+use std::io::{self, IoSlice};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
@@ -15,6 +15,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use crate::runtime::BackendKind;
 use crate::runtime::reactor::{Direction, Initial, Registration};
+use crate::sys::socket;
 
 /// `send` flags: never raise SIGPIPE on a connection the peer closed (`EPIPE` is returned instead).
 #[cfg(not(target_vendor = "apple"))]
@@ -182,9 +183,9 @@ impl TcpStream {
         if buffer.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let result = self
-            .io
-            .poll_io(Direction::Read, cx, || (&self.stream).read(buffer));
+        let result = self.io.poll_io(Direction::Read, cx, || {
+            socket::recv(self.stream.as_fd(), buffer)
+        });
         if let Poll::Ready(Ok(read)) = result
             && read > 0
             && read < buffer.len()
@@ -199,7 +200,7 @@ impl TcpStream {
             return Poll::Ready(Ok(0));
         }
         self.io.poll_io(Direction::Write, cx, || {
-            SockRef::from(&self.stream).send_with_flags(buffer, SEND_FLAGS)
+            socket::send(self.stream.as_fd(), buffer)
         })
     }
 

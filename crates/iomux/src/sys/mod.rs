@@ -22,6 +22,7 @@ pub(crate) mod notify;
 pub(crate) mod poll;
 pub(crate) mod select;
 pub(crate) mod signal;
+pub(crate) mod socket;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod stat;
 
