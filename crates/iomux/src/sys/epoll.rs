@@ -203,14 +203,21 @@ impl Backend for EpollBackend {
         let ready = if let Some(timeout_ms) = epoll_wait_timeout {
             // `Event` is a transparent wrapper of `epoll_event`.
             let buffer = spare.as_mut_ptr().cast::<libc::epoll_event>();
+            // Through syscall(2): glibc's epoll_wait is a cancellation point, which in a process with
+            // more than one thread costs two atomic compare-and-swaps around the call. epoll_pwait
+            // with no signal mask is epoll_wait, and exists on every architecture.
             // SAFETY: `buffer` points at `max_events` writable entries of epoll_event's layout (the
-            // spare capacity reserved above).
+            // spare capacity reserved above); a null sigmask means "keep the current mask" (its size
+            // argument is then ignored).
             let ready = unsafe {
-                libc::epoll_wait(
+                libc::syscall(
+                    libc::SYS_epoll_pwait,
                     self.epoll.as_raw_fd(),
                     buffer,
                     max_events as libc::c_int,
                     timeout_ms,
+                    ptr::null::<libc::sigset_t>(),
+                    8 as libc::size_t,
                 )
             };
             cvt(ready)? as usize
