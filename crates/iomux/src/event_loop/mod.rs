@@ -640,11 +640,17 @@ impl<H: Handler> EventLoop<H> {
         Ok(count)
     }
 
-    /// Moves callbacks queued by handles into the `call_soon` queue.
+    /// Moves callbacks queued by handles into the `call_soon` queue. Called twice a round: the check
+    /// is inlined, the move is not.
+    #[inline]
     fn take_remote(&mut self) {
-        if !self.shared.has_pending() {
-            return;
+        if self.shared.has_pending() {
+            self.move_remote();
         }
+    }
+
+    #[cold]
+    fn move_remote(&mut self) {
         self.shared.take(&mut self.remote);
         for task in self.remote.drain(..) {
             self.soon.push_back(task);
