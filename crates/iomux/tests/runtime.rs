@@ -39,6 +39,7 @@ for_each_backend!(
     many_wakes_from_many_threads_are_all_seen,
     dropping_the_runtime_cancels_its_tasks,
     a_task_on_an_always_ready_socket_cannot_starve_the_others,
+    a_wait_reporting_hundreds_of_events_wakes_every_task,
     tasks_left_by_block_on_run_in_the_next_one,
     busy_tasks_do_not_starve_timers,
 );
@@ -397,6 +398,39 @@ fn dropping_the_runtime_cancels_its_tasks(kind: BackendKind) {
         try_spawn(async {}),
         Err(Error::NoRuntime { operation: "spawn" })
     ));
+}
+
+/// One wait reports more events than the reactor dispatches at a time: every waiting task is woken
+/// all the same.
+fn a_wait_reporting_hundreds_of_events_wakes_every_task(kind: BackendKind) {
+    const SOCKETS: usize = 300;
+    let runtime = runtime(kind);
+    runtime.block_on(async {
+        let sockets: Vec<UdpSocket> = (0..SOCKETS)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addresses: Vec<_> = sockets.iter().map(|s| s.local_addr().unwrap()).collect();
+        let tasks: Vec<_> = sockets
+            .into_iter()
+            .map(|socket| {
+                spawn(async move {
+                    let mut buffer = [0; 16];
+                    let (read, _) = socket.recv_from(&mut buffer).await.unwrap();
+                    buffer[..read].to_vec()
+                })
+            })
+            .collect();
+        yield_now().await; // every task has run and waits on its socket
+        // Sent from outside the runtime without yielding: all are readable by its next wait.
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for (n, address) in addresses.iter().enumerate() {
+            sender.send_to(format!("{n}").as_bytes(), address).unwrap();
+        }
+        let received = join_all(tasks).await;
+        for (n, datagram) in received.into_iter().enumerate() {
+            assert_eq!(datagram.unwrap(), format!("{n}").into_bytes());
+        }
+    });
 }
 
 fn a_task_on_an_always_ready_socket_cannot_starve_the_others(kind: BackendKind) {

@@ -440,6 +440,11 @@ impl Core {
         if self.refill() {
             return false;
         }
+        if self.reactor.has_undispatched() {
+            // The last wait's next events wake the next tasks.
+            self.reactor.wake();
+            return false;
+        }
         self.shared.parked.store(true, Ordering::Relaxed);
         // Pairs with the fence in `Shared::schedule`.
         fence(Ordering::SeqCst);
@@ -471,9 +476,12 @@ impl Core {
         !batch.is_empty()
     }
 
-    /// Looks at IO and timers without waiting, between two tasks of a busy tick.
+    /// Looks at IO and timers without waiting, between two tasks of a busy tick: the next events of
+    /// the last wait, or a new wait that does not block once those are all dispatched.
     fn poll_events_now(&self) {
-        self.poll_events(Some(Duration::ZERO));
+        if !self.reactor.has_undispatched() {
+            self.poll_events(Some(Duration::ZERO));
+        }
         self.reactor.wake();
     }
 

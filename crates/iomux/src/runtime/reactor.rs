@@ -35,6 +35,11 @@ const WRITABLE: u8 = 1 << 1;
 /// from now on, so readability is never cleared on a short read.
 const READ_CLOSED: u8 = 1 << 2;
 
+/// How many events one [`Reactor::wake`] dispatches: the tasks they wake run before the next ones
+/// are looked at, so what a wake touched (the fd's slot, the task's header) is still in the cache when
+/// the task runs, however many events one wait returned.
+const DISPATCH_CHUNK: usize = 32;
+
 /// How many IO readiness checks one task may pass in one poll before it is made to yield, so a task
 /// on a socket that is always ready cannot starve the others (tokio's coop budget, same size).
 const BUDGET: u32 = 128;
@@ -123,8 +128,10 @@ fn wake_in_place(cell: &Cell<Option<Waker>>) {
 #[derive(Debug)]
 pub(crate) struct Reactor {
     selector: RefCell<Selector<Rc<IoSlot>>>,
-    /// The events of the last wait, until [`Reactor::wake`] dispatches them.
+    /// The events of the last wait; [`Reactor::wake`] dispatches them a chunk at a time.
     events: RefCell<Events>,
+    /// How many of `events` have been dispatched.
+    dispatched: Cell<usize>,
     /// Timer wakers collected while the timers are borrowed, woken after: a waker may run arbitrary
     /// code. Reused, so the steady state allocates nothing.
     to_wake: RefCell<Vec<Waker>>,
@@ -145,6 +152,7 @@ impl Reactor {
         Reactor {
             selector: RefCell::new(selector),
             events: RefCell::new(Events::with_capacity(event_capacity)),
+            dispatched: Cell::new(0),
             to_wake: RefCell::new(Vec::new()),
             timers: RefCell::new(TimerHeap::new()),
             trigger,
@@ -206,16 +214,27 @@ impl Reactor {
     }
 
     /// Waits for IO events (up to `timeout`, `None` forever); [`wake`](Reactor::wake) dispatches them.
+    /// Call it only once the last wait's events are all dispatched.
     pub(crate) fn poll_events(&self, timeout: Option<Duration>) -> Result<(), Error> {
+        self.dispatched.set(0);
         self.selector
             .borrow_mut()
             .select(&mut self.events.borrow_mut(), timeout)?;
         Ok(())
     }
 
-    /// Updates the readiness caches from the last wait's events and wakes the tasks waiting for what
-    /// became ready, then fires the timers that are due. Called once the runtime no longer counts as
-    /// parked, so these wakes never write to the selector's waker.
+    /// Whether events of the last wait are still to be dispatched.
+    pub(crate) fn has_undispatched(&self) -> bool {
+        self.dispatched.get() < self.events.borrow().len()
+    }
+
+    /// Dispatches the next chunk of the last wait's events — updating the readiness caches and waking
+    /// the tasks waiting for what became ready — then fires the timers that are due. Called once the
+    /// runtime no longer counts as parked, so these wakes never write to the selector's waker.
+    ///
+    /// An event dispatched after tasks ran may be about an fd that was closed meanwhile and whose
+    /// number a new registration took: it then marks that one ready, a spurious readiness its next IO
+    /// call corrects (`WouldBlock`), as the selector's contract allows.
     pub(crate) fn wake(&self) {
         self.dispatch_events();
         self.fire_timers();
@@ -224,7 +243,10 @@ impl Reactor {
 
     fn dispatch_events(&self) {
         let events = self.events.borrow();
-        for event in events.iter() {
+        let start = self.dispatched.get();
+        let end = events.len().min(start + DISPATCH_CHUNK);
+        self.dispatched.set(end);
+        for event in events.iter().take(end).skip(start) {
             // Cloned out of a short borrow: the wakes below may register or drop fds.
             let Some(slot) = self
                 .selector
@@ -267,8 +289,6 @@ impl Reactor {
                 wake_in_place(&slot.writer);
             }
         }
-        drop(events);
-        self.events.borrow_mut().clear();
     }
 
     /// Fires the timers that are due, collecting their wakers. Reads the clock only if a timer is
