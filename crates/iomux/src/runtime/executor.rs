@@ -228,15 +228,60 @@ impl From<Arc<Header>> for Entry {
     }
 }
 
-/// A task's future and what its poll needs, moved out of the table while it runs.
-struct Running {
-    future: Pin<Box<dyn Future<Output = ()>>>,
-    /// Built once at spawn, so polling never touches the header's reference count.
-    waker: Waker,
-    header: Arc<Header>,
-    /// The task's join state, to report a panic or a cancellation.
-    completion: Rc<dyn Completion>,
+/// A spawned task as the executor sees it, whatever its output type.
+trait Task {
+    fn header(&self) -> &Arc<Header>;
+    /// Polls the future once with the task's own waker; when it is done, hands its output to the join
+    /// state (which wakes whoever awaits the handle).
+    fn poll_task(self: Pin<&mut Self>) -> Poll<()>;
+    /// The task's join state, to report a cancellation or a panic.
+    fn completion(&self) -> Rc<dyn Completion>;
 }
+
+pin_project_lite::pin_project! {
+    /// A task in one allocation: what its poll needs, then its future. The table holds only a pointer
+    /// to it, so polling a task touches the table's dense array and this, not a third place.
+    struct Spawned<F>
+    where
+        F: Future,
+    {
+        header: Arc<Header>,
+        // Built once at spawn, so polling never touches the header's reference count.
+        waker: Waker,
+        state: Rc<JoinState<F::Output>>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F> Task for Spawned<F>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    fn header(&self) -> &Arc<Header> {
+        &self.header
+    }
+
+    fn poll_task(self: Pin<&mut Self>) -> Poll<()> {
+        let this = self.project();
+        let mut cx = Context::from_waker(this.waker);
+        match this.future.poll(&mut cx) {
+            Poll::Ready(output) => {
+                this.state.complete(output);
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn completion(&self) -> Rc<dyn Completion> {
+        self.state.clone()
+    }
+}
+
+/// A task, out of the table while it is polled.
+type Running = Pin<Box<dyn Task>>;
 
 /// One entry of the task table.
 enum Slot {
@@ -244,7 +289,7 @@ enum Slot {
     Free,
     /// A task waiting to be polled.
     Waiting(Running),
-    /// A task being polled: its [`Running`] is out of the table meanwhile.
+    /// A task being polled: it is out of the table meanwhile.
     Polling,
 }
 
@@ -273,7 +318,7 @@ impl Tasks {
     fn take_for_poll(&mut self, entry: Entry) -> Option<Running> {
         let slot = self.slots.get_mut(entry.index)?;
         match slot {
-            Slot::Waiting(running) if running.header.id == entry.id => {}
+            Slot::Waiting(running) if running.header().id == entry.id => {}
             _ => return None,
         }
         match std::mem::replace(slot, Slot::Polling) {
@@ -355,12 +400,6 @@ impl Core {
     {
         let id = self.next_id();
         let state = Rc::new(JoinState::new(id));
-        let completion: Rc<dyn Completion> = state.clone();
-        let result = Rc::clone(&state);
-        let future = Box::pin(async move {
-            let output = future.await;
-            result.complete(output);
-        });
         let mut header = None;
         let index = self.tasks.borrow_mut().insert(|index| {
             let new = Arc::new(Header {
@@ -371,12 +410,12 @@ impl Core {
                 shared: Arc::clone(&self.shared),
             });
             header = Some(Arc::clone(&new));
-            Running {
-                future,
+            Box::pin(Spawned {
                 waker: Waker::from(Arc::clone(&new)),
                 header: new,
-                completion,
-            }
+                state: Rc::clone(&state),
+                future,
+            })
         });
         // Spawned tasks are created scheduled, so they are queued exactly once, here.
         self.ready.borrow_mut().push_back(Entry { index, id });
@@ -512,20 +551,20 @@ impl Core {
         let Some(mut running) = self.tasks.borrow_mut().take_for_poll(entry) else {
             return;
         };
-        let header = &running.header;
+        let header = running.header();
         // Cleared before the poll, so a wake during the poll queues the task again.
         header.scheduled.store(false, Ordering::Release);
         if header.aborted.load(Ordering::Acquire) {
             self.finish(header);
-            drop(running.future);
-            running.completion.fail(Error::Cancelled {
-                task: running.completion.id(),
+            let completion = running.completion();
+            drop(running);
+            completion.fail(Error::Cancelled {
+                task: completion.id(),
             });
             return;
         }
         self.reactor.reset_budget();
-        let mut cx = Context::from_waker(&running.waker);
-        let outcome = catch_unwind(AssertUnwindSafe(|| running.future.as_mut().poll(&mut cx)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| running.as_mut().poll_task()));
         match outcome {
             Ok(Poll::Pending) => {
                 let mut tasks = self.tasks.borrow_mut();
@@ -534,14 +573,15 @@ impl Core {
                 }
             }
             Ok(Poll::Ready(())) => {
-                self.finish(&running.header);
+                self.finish(running.header());
                 drop(running);
             }
             Err(payload) => {
-                self.finish(&running.header);
-                drop(running.future);
-                running.completion.fail(Error::Panicked {
-                    task: running.completion.id(),
+                self.finish(running.header());
+                let completion = running.completion();
+                drop(running);
+                completion.fail(Error::Panicked {
+                    task: completion.id(),
                     message: panic_message(payload.as_ref()),
                 });
             }
@@ -579,10 +619,11 @@ impl Core {
                 break;
             }
             for running in taken {
-                running.header.scheduled.store(true, Ordering::Release);
-                drop(running.future);
-                running.completion.fail(Error::Cancelled {
-                    task: running.completion.id(),
+                running.header().scheduled.store(true, Ordering::Release);
+                let completion = running.completion();
+                drop(running);
+                completion.fail(Error::Cancelled {
+                    task: completion.id(),
                 });
             }
         }
