@@ -508,7 +508,10 @@ impl Core {
     fn refill(&self) -> bool {
         let mut batch = self.batch.borrow_mut();
         std::mem::swap(&mut *self.ready.borrow_mut(), &mut *batch);
-        if self.shared.queued.swap(false, Ordering::Acquire) {
+        // Loaded first: the swap, a read-modify-write, only when another thread did queue something.
+        if self.shared.queued.load(Ordering::Relaxed)
+            && self.shared.queued.swap(false, Ordering::Acquire)
+        {
             let remote = std::mem::take(&mut *self.shared.lock());
             batch.extend(remote.into_iter().map(Entry::from));
         }
