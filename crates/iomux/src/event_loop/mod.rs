@@ -117,7 +117,7 @@ mod error;
 mod handle;
 mod handler;
 mod signals;
-mod timers;
+pub(crate) mod timers;
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -1,6 +1,8 @@
-//! The event loop's timer queue: an indexed binary min-heap of deadlines over a slab of entries, so
-//! scheduling, cancelling and resetting a timer are all O(log n) and a cancelled timer leaves nothing
-//! behind. Layer 2, the callback event loop.
+//! The timer queue of the event loop and of the runtime: an indexed binary min-heap of deadlines over a
+//! slab of entries, so scheduling, cancelling and resetting a timer are all O(log n) and a cancelled
+//! timer leaves nothing behind. Layer 2, the callback event loop; the runtime (layer 3) keeps its
+//! sleeps in the same heap (`Timers<Waker>`, see `runtime/time.rs`), which is why this module is
+//! `pub(crate)` rather than a private part of the event loop.
 //!
 //! Each pending timer owns one slab slot (its value and where it sits in the heap) and one heap entry
 //! (deadline, sequence number, slot). Heap moves update the slot's position, so a timer can be taken
@@ -54,7 +56,8 @@ struct Slot<T> {
 
 const FREE: u32 = u32::MAX;
 
-/// Pending timers, each with a value (the callback), ordered by deadline.
+/// Pending timers, each with a value (the event loop's callback, the runtime's waker), ordered by
+/// deadline.
 #[derive(Debug)]
 pub(crate) struct Timers<T> {
     /// A binary min-heap by (deadline, seq); `heap[i].slot`'s `position` is `i`.
@@ -88,7 +91,7 @@ impl<T> Timers<T> {
 
     /// The number of slots allocated: the peak number of timers pending at once.
     #[cfg(test)]
-    fn slots_len(&self) -> usize {
+    pub(crate) fn slots_len(&self) -> usize {
         self.slots.len()
     }
 
@@ -150,6 +153,15 @@ impl<T> Timers<T> {
     pub(crate) fn deadline(&self, timer: Timer) -> Option<Instant> {
         self.position(timer)
             .map(|position| self.heap[position].deadline)
+    }
+
+    /// The value of `timer`, if it is still pending.
+    pub(crate) fn get_mut(&mut self, timer: Timer) -> Option<&mut T> {
+        let slot = self.slots.get_mut(timer.slot as usize)?;
+        if slot.position == FREE || slot.seq != timer.seq {
+            return None;
+        }
+        slot.value.as_mut()
     }
 
     /// Removes `timer` and returns its value; `None` if it already fired or was cancelled.
@@ -258,7 +270,7 @@ impl<T> Timers<T> {
 
     /// Checks the heap order and the slot positions (tests only).
     #[cfg(test)]
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         for (position, entry) in self.heap.iter().enumerate() {
             if position > 0 {
                 assert!(!entry.before(&self.heap[(position - 1) / 2]), "heap order");
@@ -340,10 +352,13 @@ mod tests {
         let third = timers.insert(at(base, 5), 3);
         assert_eq!(third.slot, first.slot);
         assert_eq!(timers.cancel(first), None);
+        assert_eq!(timers.get_mut(first), None);
         assert!(timers.deadline(third).is_some());
         assert_eq!(timers.deadline(second), Some(at(base, 20)));
-        assert_eq!(drain(&mut timers, at(base, 30)), [3, 2]);
+        *timers.get_mut(second).unwrap() = 22;
+        assert_eq!(drain(&mut timers, at(base, 30)), [3, 22]);
         assert_eq!(timers.cancel(third), None);
+        assert_eq!(timers.get_mut(third), None);
     }
 
     #[test]

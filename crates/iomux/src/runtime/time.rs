@@ -1,6 +1,6 @@
-//! Time in the runtime: [`sleep`], [`sleep_until`], [`timeout`] and the timer heap behind them, an
-//! indexed binary heap that removes a cancelled timer at once, so dropped sleeps never pile up. Layer 3,
-//! the coroutine runtime.
+//! Time in the runtime: [`sleep`], [`sleep_until`], [`timeout`] and the timer heap behind them, the
+//! event loop's indexed binary heap holding wakers, which removes a cancelled timer at once, so dropped
+//! sleeps never pile up. Layer 3, the coroutine runtime.
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::executor;
 use super::reactor::Reactor;
+use crate::event_loop::Timer;
+use crate::event_loop::timers::Timers;
 
 /// A [`timeout`] passed before its future finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -99,7 +101,7 @@ pub struct Sleep {
     /// `None`: too far in the future to represent; never fires.
     deadline: Option<Instant>,
     /// The timer, once registered by the first poll that found the deadline ahead.
-    timer: Option<(Rc<Reactor>, TimerKey)>,
+    timer: Option<(Rc<Reactor>, Timer)>,
     /// The deadline has been reached and reported.
     done: bool,
 }
@@ -133,16 +135,13 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         if let Some((reactor, key)) = &this.timer {
-            let mut timers = reactor.timers.borrow_mut();
-            if timers.is_fired(*key) {
-                timers.remove(*key);
-                drop(timers);
-                this.timer = None;
-                this.done = true;
-                return Poll::Ready(());
+            if reactor.timers.borrow_mut().set_waker(*key, cx.waker()) {
+                return Poll::Pending;
             }
-            timers.set_waker(*key, cx.waker());
-            return Poll::Pending;
+            // Only this sleep removes its timer, so a timer no longer pending has fired.
+            this.timer = None;
+            this.done = true;
+            return Poll::Ready(());
         }
         let Some(deadline) = this.deadline else {
             return Poll::Pending;
@@ -170,217 +169,76 @@ impl Drop for Sleep {
     }
 }
 
-/// Names one timer of a [`TimerHeap`]; stale once the timer is removed (its slot's generation moves on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TimerKey {
-    slot: u32,
-    generation: u32,
-}
-
-/// `TimerSlot::heap_index` of a timer that fired and waits for its owner to notice.
-const FIRED: u32 = u32::MAX;
-/// `TimerSlot::heap_index` of a free slot.
-const FREE: u32 = u32::MAX - 1;
-
+/// The pending timers of one runtime, each waking a task once the clock reaches its deadline: the
+/// event loop's [`Timers`] holding wakers, so insert, remove and fire are O(log n), a removed timer
+/// leaves nothing behind, and equal deadlines fire in insertion order. A timer is gone from the heap
+/// once it fired, so its key is then stale; memory is that of the most timers ever pending at once.
 #[derive(Debug)]
-struct TimerSlot {
-    /// Bumped each time the slot is freed, so old keys stop matching.
-    generation: u32,
-    /// The timer's position in `heap`, or [`FIRED`] or [`FREE`].
-    heap_index: u32,
-    waker: Option<Waker>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct HeapEntry {
-    deadline: Instant,
-    /// Insertion order, so timers with one deadline fire first-in first-out.
-    seq: u64,
-    slot: u32,
-}
-
-impl HeapEntry {
-    fn before(&self, other: &HeapEntry) -> bool {
-        (self.deadline, self.seq) < (other.deadline, other.seq)
-    }
-}
-
-/// The pending timers of one runtime: a binary min-heap on (deadline, insertion order) whose entries
-/// know their slot and whose slots know their heap position, so insert, remove and fire are
-/// O(log n) and a removed timer leaves nothing behind. Slots are reused; the memory is that of the
-/// most timers ever pending at once.
-#[derive(Debug, Default)]
 pub(crate) struct TimerHeap {
-    heap: Vec<HeapEntry>,
-    slots: Vec<TimerSlot>,
-    free: Vec<u32>,
-    next_seq: u64,
+    /// Every timer here is pending: fired and removed ones are taken out at once.
+    timers: Timers<Waker>,
 }
 
 impl TimerHeap {
     pub(crate) fn new() -> TimerHeap {
-        TimerHeap::default()
+        TimerHeap {
+            timers: Timers::new(),
+        }
     }
 
     /// The number of timers that have not fired.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.timers.len()
     }
 
     /// The earliest deadline of a timer that has not fired.
+    #[inline]
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.first().map(|entry| entry.deadline)
+        self.timers.next_deadline()
     }
 
     /// Adds a timer that wakes `waker` once the clock reaches `deadline`.
-    pub(crate) fn insert(&mut self, deadline: Instant, waker: Waker) -> TimerKey {
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                let slot = u32::try_from(self.slots.len())
-                    .ok()
-                    .filter(|&slot| slot < FREE)
-                    .expect("fewer than 4 billion timers are pending at once");
-                self.slots.push(TimerSlot {
-                    generation: 0,
-                    heap_index: FREE,
-                    waker: None,
-                });
-                slot
-            }
+    #[inline]
+    pub(crate) fn insert(&mut self, deadline: Instant, waker: Waker) -> Timer {
+        self.timers.insert(deadline, waker)
+    }
+
+    /// Replaces the waker of a pending timer, unless it would wake the same task already. Returns
+    /// whether the timer is still pending (`false`: it fired or was removed).
+    #[inline]
+    pub(crate) fn set_waker(&mut self, key: Timer, waker: &Waker) -> bool {
+        let Some(old) = self.timers.get_mut(key) else {
+            return false;
         };
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let index = self.heap.len();
-        self.heap.push(HeapEntry {
-            deadline,
-            seq,
-            slot,
-        });
-        let entry = &mut self.slots[slot as usize];
-        entry.heap_index = index as u32;
-        entry.waker = Some(waker);
-        let key = TimerKey {
-            slot,
-            generation: entry.generation,
-        };
-        self.sift_up(index);
-        key
-    }
-
-    fn slot(&self, key: TimerKey) -> Option<&TimerSlot> {
-        self.slots
-            .get(key.slot as usize)
-            .filter(|slot| slot.generation == key.generation && slot.heap_index != FREE)
-    }
-
-    /// Whether the timer has fired and not yet been removed.
-    pub(crate) fn is_fired(&self, key: TimerKey) -> bool {
-        self.slot(key).is_some_and(|slot| slot.heap_index == FIRED)
-    }
-
-    /// Replaces the waker of a pending timer, unless it would wake the same task already.
-    pub(crate) fn set_waker(&mut self, key: TimerKey, waker: &Waker) {
-        if self.slot(key).is_none() {
-            return;
+        if !old.will_wake(waker) {
+            *old = waker.clone();
         }
-        let slot = &mut self.slots[key.slot as usize];
-        if !slot.waker.as_ref().is_some_and(|old| old.will_wake(waker)) {
-            slot.waker = Some(waker.clone());
-        }
+        true
     }
 
-    /// Removes a timer, pending or fired, and frees its slot; a stale key does nothing.
-    pub(crate) fn remove(&mut self, key: TimerKey) {
-        let Some(heap_index) = self.slot(key).map(|slot| slot.heap_index) else {
-            return;
-        };
-        if heap_index != FIRED {
-            self.remove_at(heap_index as usize);
-        }
-        let slot = &mut self.slots[key.slot as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.heap_index = FREE;
-        slot.waker = None;
-        self.free.push(key.slot);
+    /// Removes a pending timer, freeing its slot; a fired timer or a stale key does nothing.
+    #[inline]
+    pub(crate) fn remove(&mut self, key: Timer) {
+        self.timers.cancel(key);
     }
 
     /// Fires every timer whose deadline is at or before `now`, in deadline order, moving their
-    /// wakers into `wakers`. Returns how many fired.
+    /// wakers into `wakers` and freeing their slots. Returns how many fired.
     pub(crate) fn fire_expired(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> usize {
         let mut fired = 0;
-        while let Some(first) = self.heap.first() {
-            if first.deadline > now {
-                break;
-            }
-            let slot = first.slot;
-            self.remove_at(0);
-            let slot = &mut self.slots[slot as usize];
-            slot.heap_index = FIRED;
-            wakers.extend(slot.waker.take());
+        while let Some((_, waker)) = self.timers.pop_due(now, u64::MAX) {
+            wakers.push(waker);
             fired += 1;
         }
         fired
-    }
-
-    /// Takes the entry at `index` out of the heap, restoring the heap order.
-    fn remove_at(&mut self, index: usize) {
-        let last = self.heap.len() - 1;
-        self.heap.swap(index, last);
-        self.heap.pop();
-        if index < self.heap.len() {
-            self.place(index);
-            self.sift_down(index);
-            self.sift_up(index);
-        }
-    }
-
-    /// Records in the slot of the entry at `index` where that entry now is.
-    fn place(&mut self, index: usize) {
-        let slot = self.heap[index].slot as usize;
-        self.slots[slot].heap_index = index as u32;
-    }
-
-    fn sift_up(&mut self, mut index: usize) {
-        while index > 0 {
-            let parent = (index - 1) / 2;
-            if !self.heap[index].before(&self.heap[parent]) {
-                break;
-            }
-            self.heap.swap(index, parent);
-            self.place(index);
-            index = parent;
-        }
-        self.place(index);
-    }
-
-    fn sift_down(&mut self, mut index: usize) {
-        let len = self.heap.len();
-        loop {
-            let left = 2 * index + 1;
-            if left >= len {
-                break;
-            }
-            let right = left + 1;
-            let child = if right < len && self.heap[right].before(&self.heap[left]) {
-                right
-            } else {
-                left
-            };
-            if !self.heap[child].before(&self.heap[index]) {
-                break;
-            }
-            self.heap.swap(index, child);
-            self.place(index);
-            index = child;
-        }
-        self.place(index);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    // The heap itself (order, stale handles, reuse, random operations) is tested with `Timers`; these
+    // test what the runtime adds: wakers, firing, and its own random-operations model.
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -446,40 +304,40 @@ mod tests {
         assert_eq!(fire(&mut heap, base + Duration::from_secs(1)), 50);
         let fired = log.lock().unwrap().clone();
         assert_eq!(fired, (1..100).step_by(2).collect::<Vec<_>>());
-        // Fired timers stay until their owner removes them; a stale key is ignored.
+        // A fired timer is gone at once: its key is stale, removing it or setting its waker does
+        // nothing, and the slots are all free for reuse.
         for key in &keys {
-            heap.remove(*key);
+            assert!(!heap.set_waker(*key, &recorder(999, &log)));
             heap.remove(*key);
         }
-        assert_eq!(heap.free.len(), heap.slots.len());
-    }
-
-    #[test]
-    fn slots_are_reused_so_memory_follows_the_pending_count() {
-        let base = Instant::now();
-        let mut heap = TimerHeap::new();
-        for round in 0..10_000u64 {
+        heap.timers.check();
+        assert_eq!(heap.timers.slots_len(), 100);
+        for round in 0..1000u64 {
             let key = heap.insert(base + Duration::from_secs(round), Waker::noop().clone());
+            assert!(heap.set_waker(key, Waker::noop()));
             heap.remove(key);
         }
-        assert_eq!(heap.slots.len(), 1);
+        assert_eq!(heap.timers.slots_len(), 100);
         assert_eq!(heap.len(), 0);
+        assert_eq!(fire(&mut heap, base + Duration::from_secs(10_000)), 0);
+        assert_eq!(log.lock().unwrap().len(), 50);
     }
 
     #[test]
     fn stale_keys_do_not_touch_the_new_owner_of_a_slot() {
         let base = Instant::now();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut heap = TimerHeap::new();
-        let old = heap.insert(base, Waker::noop().clone());
+        let old = heap.insert(base, recorder(1, &log));
         heap.remove(old);
-        let new = heap.insert(base + Duration::from_secs(1), Waker::noop().clone());
-        assert_eq!(old.slot, new.slot);
+        let new = heap.insert(base + Duration::from_secs(1), recorder(2, &log));
+        assert_eq!(heap.timers.slots_len(), 1);
         heap.remove(old);
+        assert!(!heap.set_waker(old, &recorder(3, &log)));
         assert_eq!(heap.len(), 1);
-        assert!(!heap.is_fired(old));
-        fire(&mut heap, base + Duration::from_secs(2));
-        assert!(heap.is_fired(new));
-        assert!(!heap.is_fired(old));
+        assert_eq!(fire(&mut heap, base + Duration::from_secs(2)), 1);
+        assert_eq!(*log.lock().unwrap(), [2]);
+        assert!(!heap.set_waker(new, &recorder(4, &log)));
     }
 
     #[test]
@@ -488,7 +346,7 @@ mod tests {
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut heap = TimerHeap::new();
         let key = heap.insert(base, recorder(1, &log));
-        heap.set_waker(key, &recorder(2, &log));
+        assert!(heap.set_waker(key, &recorder(2, &log)));
         fire(&mut heap, base);
         assert_eq!(*log.lock().unwrap(), [2]);
     }
@@ -506,7 +364,7 @@ mod tests {
         }
         let mut heap = TimerHeap::new();
         // (deadline in ms, seq, key) of the pending timers.
-        let mut model: Vec<(u64, u64, TimerKey)> = Vec::new();
+        let mut model: Vec<(u64, u64, Timer)> = Vec::new();
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = move || {
             seed ^= seed << 13;
@@ -516,6 +374,8 @@ mod tests {
         };
         let mut now_ms = 0;
         let mut seq = 0;
+        let mut fired_total = 0;
+        let mut peak = 0;
         for _ in 0..20_000 {
             match next() % 4 {
                 0 | 1 => {
@@ -527,6 +387,7 @@ mod tests {
                 }
                 2 if !model.is_empty() => {
                     let victim = model.swap_remove((next() % model.len() as u64) as usize);
+                    assert!(heap.set_waker(victim.2, Waker::noop()));
                     heap.remove(victim.2);
                 }
                 _ => {
@@ -538,12 +399,15 @@ mod tests {
                         heap.fire_expired(base + Duration::from_millis(now_ms), &mut wakers),
                         due
                     );
+                    fired_total += due;
+                    wakers.into_iter().for_each(Waker::wake);
                     for (_, _, key) in model.drain(..due) {
-                        assert!(heap.is_fired(key));
+                        assert!(!heap.set_waker(key, Waker::noop()));
                         heap.remove(key);
                     }
                 }
             }
+            peak = peak.max(model.len());
             assert_eq!(heap.len(), model.len());
             let earliest = model.iter().map(|(at, ..)| *at).min();
             assert_eq!(
@@ -551,6 +415,8 @@ mod tests {
                 earliest.map(|at| base + Duration::from_millis(at))
             );
         }
-        assert!(heap.slots.len() <= 20_000);
+        heap.timers.check();
+        assert_eq!(woken.load(Ordering::Relaxed), fired_total);
+        assert_eq!(heap.timers.slots_len(), peak);
     }
 }
