@@ -37,7 +37,9 @@ fn an_idle_connection_is_closed_after_the_keepalive_timeout() {
 fn a_client_that_does_not_read_blocks_nobody() {
     let site = Site::new();
     site.write("huge.bin", &vec![1u8; 32 << 20]);
-    let server = Server::start(&site.root(), &[]);
+    // Timeouts long enough for the slowest run (valgrind): the stalled client must outlast the others'
+    // requests (send timeout), then read and check 32 MiB before its next request (keep-alive).
+    let server = Server::start(&site.root(), &["--keepalive-timeout", "120"]);
     let mut stalled = server.connect();
     stalled.send(request("GET", "/huge.bin", &[]).as_bytes());
     thread::sleep(Duration::from_millis(200));
