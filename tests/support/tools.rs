@@ -1,7 +1,7 @@
 //! Helpers for the end-to-end tests of `iomux client`, `iomux load` and the examples: running the built
 //! command with a hang guard (longer than the servers' tests: 120 s), a child killed by PID when its
-//! guard drops, and small servers on
-//! loopback port 0 (an echo server on iomux's runtime, one that closes every connection at once).
+//! guard drops, and small servers on loopback port 0 (an echo server on iomux's runtime, one that
+//! closes every connection at once).
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
