@@ -11,45 +11,26 @@
 //! says where it listens.
 #![forbid(unsafe_code)]
 
+mod common;
+
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use iomux::net::{self, TcpListener, TcpStream};
+use iomux::net::{TcpListener, TcpStream};
 use iomux::runtime::{Runtime, sleep, spawn};
-use socket2::{Domain, Protocol, Socket, Type};
 
 /// What the server answers to every chunk it receives.
 const REPLY: &[u8] = b"OK";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = bind(port_from_args()?)?;
+    let listener = common::bind(common::port_from_args("coroutine_server")?)?;
     println!(
         "coroutine_server: listening on tcp://{}",
         listener.local_addr()?
     );
     serve(listener)?;
     Ok(())
-}
-
-/// The port from the first argument: 8888 as in the seeds when there is none, 0 to let the kernel choose.
-fn port_from_args() -> Result<u16, String> {
-    match std::env::args().nth(1) {
-        None => Ok(8888),
-        Some(arg) => arg
-            .parse()
-            .map_err(|_| format!("usage: coroutine_server [PORT]; {arg:?} is not a port")),
-    }
-}
-
-/// A listener on 127.0.0.1:`port` with `SO_REUSEADDR` (as the seed) and a full backlog.
-pub fn bind(port: u16) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
-    socket.listen(libc::SOMAXCONN)?;
-    Ok(socket.into())
 }
 
 /// Serves clients on `listener` forever, one coroutine each.
@@ -67,15 +48,9 @@ pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
                     spawn(handle(c, address));
                 }
                 Err(error) => {
-                    // Out of fds (EMFILE) or another refusal: the pending connection stays queued, so
-                    // wait a moment rather than retrying at once.
-                    let out = if net::is_out_of_resources(&error) {
-                        " (out of resources)"
-                    } else {
-                        ""
-                    };
-                    println!("accept: {error}{out}; pausing");
-                    sleep(Duration::from_millis(10)).await;
+                    // Out of fds (EMFILE) or another refusal: wait a moment rather than retrying at once.
+                    common::accept_failed(&error);
+                    sleep(common::FD_PAUSE).await;
                 }
             }
         }

@@ -18,6 +18,8 @@
 //! line says where it listens.
 #![forbid(unsafe_code)]
 
+mod common;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -25,41 +27,19 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use iomux::selector::{BackendKind, Events, Interest, Ready, Selector};
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::SockRef;
 
 /// A client whose queue holds this many bytes is not read until it drains.
 const QUEUE_LIMIT: usize = 256 * 1024;
-/// How long accepting pauses when the process is out of fds (a level-triggered listener would spin).
-const FD_PAUSE: Duration = Duration::from_millis(10);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = bind(port_from_args()?)?;
+    let listener = common::bind(common::port_from_args("select_queue_echo")?)?;
     println!(
         "select_queue_echo: listening on tcp://{}",
         listener.local_addr()?
     );
     serve(listener)?;
     Ok(())
-}
-
-/// The port from the first argument: 8888 as in the seeds when there is none, 0 to let the kernel choose.
-fn port_from_args() -> Result<u16, String> {
-    match std::env::args().nth(1) {
-        None => Ok(8888),
-        Some(arg) => arg
-            .parse()
-            .map_err(|_| format!("usage: select_queue_echo [PORT]; {arg:?} is not a port")),
-    }
-}
-
-/// A non-blocking listener on 127.0.0.1:`port` with a full backlog.
-pub fn bind(port: u16) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&SocketAddr::from(([127, 0, 0, 1], port)).into())?;
-    socket.listen(libc::SOMAXCONN)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
 }
 
 /// One connected client and its queue.
@@ -125,13 +105,10 @@ fn accept(
         let (stream, address) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(error) if error.kind() == ErrorKind::WouldBlock => return,
-            Err(error) if matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                println!("accept: {error}; pausing");
-                std::thread::sleep(FD_PAUSE);
-                return;
-            }
             Err(error) => {
-                println!("accept: {error}");
+                if common::accept_failed(&error) {
+                    std::thread::sleep(common::FD_PAUSE);
+                }
                 return;
             }
         };

@@ -2,9 +2,7 @@
 //! input piped — lines, a last line without a newline, every byte value, a large input, replies printed
 //! line by line while input is still open, and a refused connection.
 
-mod support {
-    pub mod tools;
-}
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::sync::mpsc;

@@ -4,7 +4,6 @@
 //! exhaustion under `prlimit` with its CPU time watched, select's `FD_SETSIZE`, UDP, workers and usage
 //! errors. No speed is asserted.
 
-#[path = "support/echo.rs"]
 mod support;
 
 use std::io::{self, Read, Write};
@@ -15,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
-use support::{COMBINATIONS, EchoServer, HANG_GUARD, Launch, connect, round_trip};
+use support::echo::{COMBINATIONS, EchoServer, HANG_GUARD, Launch, connect, round_trip};
 
 /// `for_each_combination!(case_a, case_b)` makes modules `case_a` and `case_b`, each with one
 /// `#[test]` per model × backend (`case_a::callback_select`, …, `case_a::threads`) calling
@@ -24,7 +23,7 @@ macro_rules! for_each_combination {
     ($($case:ident),* $(,)?) => {
         $(
             mod $case {
-                use super::support::COMBINATIONS;
+                use super::support::echo::COMBINATIONS;
 
                 #[test]
                 fn callback_select() {

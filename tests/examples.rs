@@ -1,10 +1,16 @@
 //! Tests of the seeds' programs in `examples/`: each example's source is compiled in here as a module,
 //! its server started on loopback port 0 in a background thread, and driven by real TCP clients —
 //! replies, binary data, clients served side by side, half-close, urgent data, large payloads.
+// Each example is a standalone program with its own `mod common;`, so `examples/common/mod.rs` is
+// compiled in once per example here (and once more for `start`'s listener).
+#![allow(clippy::duplicate_mod)]
 
 #[allow(dead_code)]
 #[path = "../examples/client.rs"]
 mod client;
+#[allow(dead_code)]
+#[path = "../examples/common/mod.rs"]
+mod common;
 #[allow(dead_code)]
 #[path = "../examples/coroutine_server.rs"]
 mod coroutine_server;
@@ -34,13 +40,10 @@ use socket2::SockRef;
 /// Generous: no read in these tests should come near it.
 const READ_GUARD: Duration = Duration::from_secs(30);
 
-/// Runs `serve` on a fresh listener in a background thread that lives as long as the test binary;
-/// returns the address.
-fn start(
-    bind: fn(u16) -> io::Result<TcpListener>,
-    serve: fn(TcpListener) -> io::Result<()>,
-) -> SocketAddr {
-    let listener = bind(0).expect("bind port 0");
+/// Runs `serve` on a fresh listener (the examples' own, from `examples/common`) in a background thread
+/// that lives as long as the test binary; returns the address.
+fn start(serve: fn(TcpListener) -> io::Result<()>) -> SocketAddr {
+    let listener = common::bind(0).expect("bind port 0");
     let address = listener.local_addr().unwrap();
     thread::spawn(move || serve(listener));
     address
@@ -104,29 +107,29 @@ fn check_ok_server(address: SocketAddr) {
 
 #[test]
 fn select_ok_server_answers_ok() {
-    check_ok_server(start(select_ok_server::bind, select_ok_server::serve));
+    check_ok_server(start(select_ok_server::serve));
 }
 
 #[test]
 fn poll_server_answers_ok() {
-    check_ok_server(start(poll_server::bind, poll_server::serve));
+    check_ok_server(start(poll_server::serve));
 }
 
 #[test]
 fn epoll_edge_server_answers_ok() {
-    check_ok_server(start(epoll_edge_server::bind, epoll_edge_server::serve));
+    check_ok_server(start(epoll_edge_server::serve));
 }
 
 #[test]
 fn coroutine_server_answers_ok() {
-    check_ok_server(start(coroutine_server::bind, coroutine_server::serve));
+    check_ok_server(start(coroutine_server::serve));
 }
 
 #[test]
 fn epoll_edge_server_reads_a_burst_to_the_end() {
     // 256 KiB in one go: many 1024-byte reads on one edge; a server reading once per edge would
     // leave most of it unread and answer far fewer times.
-    let address = start(epoll_edge_server::bind, epoll_edge_server::serve);
+    let address = start(epoll_edge_server::serve);
     let input = vec![b'x'; 256 * 1024];
     let replies = exchange(address, input);
     assert!(replies.chunks(2).all(|chunk| chunk == b"OK"));
@@ -135,7 +138,7 @@ fn epoll_edge_server_reads_a_burst_to_the_end() {
 
 #[test]
 fn select_queue_echo_returns_every_byte() {
-    let address = start(select_queue_echo::bind, select_queue_echo::serve);
+    let address = start(select_queue_echo::serve);
     assert_eq!(exchange(address, binary()), binary());
     // 8 MiB: far more than the socket buffers and the per-client queue limit.
     let large: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
@@ -144,7 +147,7 @@ fn select_queue_echo_returns_every_byte() {
 
 #[test]
 fn select_queue_echo_reads_urgent_data_in_line() {
-    let address = start(select_queue_echo::bind, select_queue_echo::serve);
+    let address = start(select_queue_echo::serve);
     let mut stream = connect(address);
     stream.write_all(b"ab").unwrap();
     // Urgent data puts the socket in select's exceptional set; the seed closes such a client.
@@ -158,7 +161,7 @@ fn select_queue_echo_reads_urgent_data_in_line() {
 
 #[test]
 fn selectors_upper_server_uppercases_only_ascii_letters() {
-    let address = start(selectors_upper_server::bind, selectors_upper_server::serve);
+    let address = start(selectors_upper_server::serve);
     let mut input = b"Hello, world! caf\xc3\xa9 ".to_vec();
     input.extend(binary());
     let expected = input.to_ascii_uppercase();
@@ -170,7 +173,7 @@ fn selectors_upper_server_uppercases_only_ascii_letters() {
 
 #[test]
 fn selectors_upper_server_serves_clients_side_by_side() {
-    let address = start(selectors_upper_server::bind, selectors_upper_server::serve);
+    let address = start(selectors_upper_server::serve);
     let mut clients: Vec<TcpStream> = (0..20).map(|_| connect(address)).collect();
     for (index, client) in clients.iter_mut().enumerate() {
         client
@@ -187,7 +190,7 @@ fn selectors_upper_server_serves_clients_side_by_side() {
 
 #[test]
 fn client_sends_its_input_and_prints_every_reply_byte() {
-    let address = start(selectors_upper_server::bind, selectors_upper_server::serve);
+    let address = start(selectors_upper_server::serve);
     let (input, mut input_writer) = io::pipe().unwrap();
     let mut typed = b"hello\nworld\nno newline".to_vec();
     typed.extend(binary());

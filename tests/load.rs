@@ -2,9 +2,7 @@
 //! JSON, the text line, 1,000 connections, every backend), against a server that closes every
 //! connection (errors counted, no crash) and against a closed port (exit 1). No speed is asserted.
 
-mod support {
-    pub mod tools;
-}
+mod support;
 
 use serde_json::Value;
 use support::tools::{

@@ -103,8 +103,7 @@ def load_pass(run, opts, server, loaders, rnd):
     try:
         proc, addr = start_server(run, server, f"r{rnd}-load")
     except RuntimeError as e:
-        log(f"  ! {e}")
-        run.record({"kind": "error", "round": rnd, "server": server.name, "error": str(e)})
+        h.record_error(run, rnd, server.name, e)
         return
     try:
         for conns in opts.conns:
@@ -115,17 +114,15 @@ def load_pass(run, opts, server, loaders, rnd):
                     proc, addr = start_server(run, server, f"r{rnd}-c{conns}-restart")
                 cmd = loader.make_cmd(addr, conns, opts.duration, opts.size)
                 name = run.raw_name("load", server.name, f"r{rnd}", f"c{conns}", loader.name)
-                cpu0 = h.cpu_seconds(proc.pid)
-                rc, out, err, wall = h.run_to_end(run, cmd, name, f"{loader.name} -> {server.name}",
-                                                  timeout=opts.duration + 60)
-                cpu1 = h.cpu_seconds(proc.pid)
+                rc, out, err, wall, cpu = h.measured_run(run, proc.pid, cmd, name, f"{loader.name} -> {server.name}",
+                                                         timeout=opts.duration + 60)
                 parsed = parse_load(out) if rc == 0 else None
                 rec = {"kind": "load", "round": rnd, "server": server.name, "conns": conns,
-                       "loader": loader.name, "rc": rc, "wall_s": round(wall, 3), "cpu_s": cpu1 - cpu0,
+                       "loader": loader.name, "rc": rc, "wall_s": round(wall, 3), "cpu_s": cpu,
                        "raw": name}
                 if parsed and parsed["messages"]:
                     rec.update(parsed)
-                    rec["cpu_us_per_msg"] = (cpu1 - cpu0) * 1e6 / parsed["messages"]
+                    rec["cpu_us_per_msg"] = cpu * 1e6 / parsed["messages"]
                     log(f"  {server.name:24} c={conns:<5} {loader.name:10} {h.fmt(parsed['rate']):>9} msg/s  "
                         f"p99 {h.fmt(parsed['p99_us'], 1):>9} µs  CPU {h.fmt(rec['cpu_us_per_msg'], 2)} µs/msg")
                 else:
@@ -133,8 +130,7 @@ def load_pass(run, opts, server, loaders, rnd):
                     log(f"  ! {server.name} c={conns} {loader.name}: rc={rc} {rec['error']}")
                 run.record(rec)
     except RuntimeError as e:
-        log(f"  ! {e}")
-        run.record({"kind": "error", "round": rnd, "server": server.name, "error": str(e)})
+        h.record_error(run, rnd, server.name, e)
     finally:
         h.stop(proc)
 
@@ -143,37 +139,15 @@ def idle_pass(run, opts, server, rnd):
     try:
         proc, addr = start_server(run, server, f"r{rnd}-idle")
     except RuntimeError as e:
-        log(f"  ! {e}")
-        run.record({"kind": "error", "round": rnd, "server": server.name, "error": str(e)})
+        h.record_error(run, rnd, server.name, e)
         return
-    opener = None
     try:
-        time.sleep(0.2)
-        before = h.rss_kib(proc.pid)
-        cmd = [h.PEERS_BIN / "idle_conns", addr, "-n", opts.idle, "--echo", opts.size, "--hold", 120]
-        name = run.raw_name("idle", server.name, f"r{rnd}")
-        opener = h.spawn(run, cmd, name, f"idle opener -> {server.name}", stdin=subprocess.PIPE)
-        match = h.wait_first_line(opener, r"^ready (\d+) (\d+)", timeout=90)
-        opened, failed = int(match.group(1)), int(match.group(2))
-        time.sleep(0.5)
-        after = h.rss_kib(proc.pid)
-        per_conn = (after - before) * 1024 / opened if opened else None
-        run.record({"kind": "idle", "round": rnd, "server": server.name, "count": opts.idle, "opened": opened,
-                    "failed": failed, "rss_before_kib": before, "rss_after_kib": after,
-                    "bytes_per_conn": per_conn, "raw": name})
-        log(f"  {server.name:24} idle {opened}/{opts.idle}: RSS {before} -> {after} KiB, "
-            f"{h.fmt(per_conn)} B/conn")
+        rec = h.measure_idle(run, rnd, server.name, proc.pid, addr, opts.idle, ["--echo", opts.size])
+        log(f"  {server.name:24} idle {rec['opened']}/{opts.idle}: RSS {rec['rss_before_kib']} -> "
+            f"{rec['rss_after_kib']} KiB, {h.fmt(rec['bytes_per_conn'])} B/conn")
     except RuntimeError as e:
-        log(f"  ! {server.name} idle: {e}")
-        run.record({"kind": "error", "round": rnd, "server": server.name, "error": f"idle: {e}"})
+        h.record_error(run, rnd, server.name, e, "idle")
     finally:
-        if opener is not None:
-            opener.stdin.close()
-            try:
-                opener.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-            h.stop(opener)
         h.stop(proc)
 
 

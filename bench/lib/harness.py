@@ -263,6 +263,58 @@ def rss_kib(pgid):
     return total
 
 
+# ---------------------------------------------------------------------------------------------- passes
+
+
+def record_error(run, rnd, server, error, what=None):
+    """Logs a failed pass (or part of one, `what`) of `server` in round `rnd` and records it."""
+    if what:
+        log(f"  ! {server} {what}: {error}")
+        error = f"{what}: {error}"
+    else:
+        log(f"  ! {error}")
+    run.record({"kind": "error", "round": rnd, "server": server, "error": str(error)})
+
+
+def measured_run(run, pid, cmd, name, note, timeout):
+    """`run_to_end` with the CPU seconds of `pid`'s group (the server) read around it; returns
+    (rc, stdout, stderr, seconds, cpu_seconds)."""
+    cpu0 = cpu_seconds(pid)
+    rc, out, err, wall = run_to_end(run, cmd, name, note, timeout=timeout)
+    return rc, out, err, wall, cpu_seconds(pid) - cpu0
+
+
+def measure_idle(run, rnd, server, pid, target, count, first):
+    """Opens `count` idle connections to `target` with the peers' `idle_conns` (`first` says what each
+    sends first: `--echo SIZE` or `--http PATH`) and holds them while the RSS of `pid`'s group (the
+    server) is read before and after; records and returns the `idle` record. Raises RuntimeError when
+    the opener does not get ready."""
+    opener = None
+    try:
+        time.sleep(0.2)
+        before = rss_kib(pid)
+        cmd = [PEERS_BIN / "idle_conns", target, "-n", count, *first, "--hold", 120]
+        name = run.raw_name("idle", server, f"r{rnd}")
+        opener = spawn(run, cmd, name, f"idle opener -> {server}", stdin=subprocess.PIPE)
+        match = wait_first_line(opener, r"^ready (\d+) (\d+)", timeout=90)
+        opened, failed = int(match.group(1)), int(match.group(2))
+        time.sleep(0.5)
+        after = rss_kib(pid)
+    finally:
+        if opener is not None:
+            opener.stdin.close()
+            try:
+                opener.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            stop(opener)
+    rec = {"kind": "idle", "round": rnd, "server": server, "count": count, "opened": opened, "failed": failed,
+           "rss_before_kib": before, "rss_after_kib": after,
+           "bytes_per_conn": (after - before) * 1024 / opened if opened else None, "raw": name}
+    run.record(rec)
+    return rec
+
+
 # ---------------------------------------------------------------------------------------------- machine
 
 

@@ -155,8 +155,7 @@ def load_pass(run, opts, server, tmp, root, rnd):
     try:
         proc, port = server.start(run, opts, tmp, root, tag)
     except RuntimeError as e:
-        log(f"  ! {e}")
-        run.record({"kind": "error", "round": rnd, "server": server.name, "error": str(e)})
+        h.record_error(run, rnd, server.name, e)
         return
     try:
         for path, conns in POINTS:
@@ -165,15 +164,14 @@ def load_pass(run, opts, server, tmp, root, rnd):
             cmd = ["wrk", "--latency", "-t1", f"-c{conns}", f"-d{opts.duration}s",
                    f"http://127.0.0.1:{port}/{path}"]
             name = run.raw_name("wrk", server.name, f"r{rnd}", path, f"c{conns}")
-            cpu0 = h.cpu_seconds(proc.pid)
-            rc, out, err, wall = h.run_to_end(run, cmd, name, f"wrk -> {server.name}", timeout=opts.duration + 60)
-            cpu1 = h.cpu_seconds(proc.pid)
+            rc, out, err, wall, cpu = h.measured_run(run, proc.pid, cmd, name, f"wrk -> {server.name}",
+                                                     timeout=opts.duration + 60)
             parsed = parse_wrk(out) if rc == 0 else None
             rec = {"kind": "load", "round": rnd, "server": server.name, "path": path, "conns": conns, "rc": rc,
-                   "wall_s": round(wall, 3), "cpu_s": cpu1 - cpu0, "raw": name}
+                   "wall_s": round(wall, 3), "cpu_s": cpu, "raw": name}
             if parsed and parsed["requests"]:
                 rec.update(parsed)
-                rec["cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / parsed["requests"]
+                rec["cpu_us_per_req"] = cpu * 1e6 / parsed["requests"]
                 bad = parsed["socket_errors"] + parsed["non_2xx_3xx"]
                 log(f"  {server.name:9} {path:8} c={conns:<4} {h.fmt(parsed['rate']):>9} req/s  "
                     f"p99 {h.fmt(parsed['p99_ms'], 2):>8} ms  CPU {h.fmt(rec['cpu_us_per_req'], 2):>6} µs/req"
@@ -183,8 +181,7 @@ def load_pass(run, opts, server, tmp, root, rnd):
                 log(f"  ! {server.name} {path} c={conns}: rc={rc} {rec['error']}")
             run.record(rec)
     except RuntimeError as e:
-        log(f"  ! {e}")
-        run.record({"kind": "error", "round": rnd, "server": server.name, "error": str(e)})
+        h.record_error(run, rnd, server.name, e)
     finally:
         stop_server(run, proc, run.raw_name("server", server.name, tag))
 
@@ -194,38 +191,17 @@ def idle_pass(run, opts, server, tmp, root, rnd):
     try:
         proc, port = server.start(run, opts, tmp, root, tag)
     except RuntimeError as e:
-        log(f"  ! {e}")
-        run.record({"kind": "error", "round": rnd, "server": server.name, "error": f"idle: {e}"})
+        h.record_error(run, rnd, server.name, e, "idle")
         return
-    opener = None
     try:
-        time.sleep(0.2)
-        before = h.rss_kib(proc.pid)
-        cmd = [h.PEERS_BIN / "idle_conns", f"127.0.0.1:{port}", "-n", opts.idle, "--http", "/1k.bin",
-               "--hold", 120]
-        name = run.raw_name("idle", server.name, f"r{rnd}")
-        opener = h.spawn(run, cmd, name, f"idle opener -> {server.name}", stdin=subprocess.PIPE)
-        match = h.wait_first_line(opener, r"^ready (\d+) (\d+)", timeout=90)
-        opened, failed = int(match.group(1)), int(match.group(2))
-        time.sleep(0.5)
-        after = h.rss_kib(proc.pid)
-        per_conn = (after - before) * 1024 / opened if opened else None
-        run.record({"kind": "idle", "round": rnd, "server": server.name, "count": opts.idle, "opened": opened,
-                    "failed": failed, "rss_before_kib": before, "rss_after_kib": after,
-                    "bytes_per_conn": per_conn, "raw": name})
-        log(f"  {server.name:9} idle {opened}/{opts.idle}: RSS {before} -> {after} KiB, {h.fmt(per_conn)} B/conn"
+        rec = h.measure_idle(run, rnd, server.name, proc.pid, f"127.0.0.1:{port}", opts.idle, ["--http", "/1k.bin"])
+        failed = rec["failed"]
+        log(f"  {server.name:9} idle {rec['opened']}/{opts.idle}: RSS {rec['rss_before_kib']} -> "
+            f"{rec['rss_after_kib']} KiB, {h.fmt(rec['bytes_per_conn'])} B/conn"
             + (f" ({failed} failed)" if failed else ""))
     except RuntimeError as e:
-        log(f"  ! {server.name} idle: {e}")
-        run.record({"kind": "error", "round": rnd, "server": server.name, "error": f"idle: {e}"})
+        h.record_error(run, rnd, server.name, e, "idle")
     finally:
-        if opener is not None:
-            opener.stdin.close()
-            try:
-                opener.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-            h.stop(opener)
         stop_server(run, proc, run.raw_name("server", server.name, tag))
 
 

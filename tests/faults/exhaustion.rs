@@ -4,12 +4,12 @@
 //! `tests/http/connections.rs` and `tests/echo.rs` cover one worker (http on epoll; echo on every
 //! model × backend); this adds http's select and poll backends and two workers for both servers.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::thread;
 use std::time::Duration;
 
-use crate::echo_support::{self, EchoServer, Launch};
-use crate::support::{Client, HANG_GUARD, Server, Site, request};
+use crate::support::echo::{self as echo_support, EchoServer, Launch};
+use crate::support::{Client, HANG_GUARD, Server, Site, exhaust_descriptors};
 use crate::{fd_count, wait_for_fd_count};
 
 /// How long the exhausted server is watched, and the most CPU time it may use meanwhile.
@@ -22,34 +22,7 @@ fn http_runs_out_of_descriptors_and_recovers(args: &[&str], workers: usize) {
     all.extend_from_slice(args);
     let server = Server::start_with_fd_limit(&site.root(), 64, &all);
     let baseline = fd_count(server.pid());
-    // Connections, each asking for a file, until one is not answered within a second: the server
-    // is out of fds and that one waits in the listen backlog.
-    let mut open = Vec::new();
-    let mut waiting = None;
-    for _ in 0..100 {
-        let mut client = server.connect();
-        client.send(request("GET", "/a.txt", &[]).as_bytes());
-        client
-            .stream
-            .set_read_timeout(Some(Duration::from_secs(1)))
-            .unwrap();
-        match client.try_response(false) {
-            // 500 once the connection got a descriptor but opening the file did not.
-            Ok(response) => {
-                assert!(matches!(response.status, 200 | 500), "{}", response.status);
-                open.push(client);
-            }
-            Err(error) => {
-                assert!(
-                    matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-                    "{error}"
-                );
-                waiting = Some(client);
-                break;
-            }
-        }
-    }
-    let mut waiting = waiting.expect("the server ran out of descriptors before 100 connections");
+    let (open, mut waiting) = exhaust_descriptors(&server);
     server.wait_for_stderr("Too many open files");
 
     let before = server.cpu_time();

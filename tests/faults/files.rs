@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use crate::support::{Client, Server, Site, request};
 use crate::{
-    CURL_PARTIAL_FILE, curl_download, fd_count, pattern, python_download, python_outcome,
-    wait_for_fd_count,
+    assert_downloads_cut, curl_download, fd_count, pattern, python_download, wait_for_fd_count,
 };
 
 /// Far more than the socket buffers hold, so a client that stops reading stops the server mid-body.
@@ -55,22 +54,7 @@ fn a_truncated_file_is_reported_as_cut_by_curl_and_python(extra: &[&str]) {
         .set_len(1 << 20)
         .unwrap();
 
-    let (status, lines) = curl.finish();
-    assert_eq!(
-        status.code(),
-        Some(CURL_PARTIAL_FILE),
-        "{extra:?}: curl {lines:?}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|line| line.contains("transfer closed with")),
-        "{lines:?}"
-    );
-    assert!((fs::metadata(&output).unwrap().len() as usize) < HUGE);
-    let outcome = python_outcome(python);
-    assert_eq!(outcome[0], "incomplete", "{extra:?}: {outcome:?}");
-    assert!(outcome[1].parse::<usize>().unwrap() < HUGE);
+    assert_downloads_cut(curl, python, &output, HUGE, extra);
     server.wait_for_stderr("shrank");
     wait_for_fd_count(server.pid(), baseline);
     assert_eq!(server.connect().get("/a.txt", &[]).status, 200);

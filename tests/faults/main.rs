@@ -7,9 +7,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-#[path = "../support/echo.rs"]
-mod echo_support;
-
 mod exhaustion;
 mod files;
 mod half_open;
@@ -17,42 +14,18 @@ mod resets;
 mod shutdown;
 mod stalled;
 
-use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::SockRef;
 
 use support::HANG_GUARD;
-
-/// The number of fds process `pid` holds (`/proc/PID/fd`).
-pub fn fd_count(pid: u32) -> usize {
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("read /proc/PID/fd")
-        .count()
-}
-
-/// Waits until process `pid` holds exactly `expected` fds; fails with the last count if it does not
-/// within [`HANG_GUARD`].
-#[track_caller]
-pub fn wait_for_fd_count(pid: u32, expected: usize) {
-    let deadline = Instant::now() + HANG_GUARD;
-    loop {
-        let count = fd_count(pid);
-        if count == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server holds {count} fds, expected {expected}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use support::process::{fd_count, wait_for_fd_count};
+use support::process::{stop, wait_bounded};
 
 /// `length` bytes in which every 4 KiB block starts with its own number and goes on with a pattern
 /// made from `seed`, so a misplaced, repeated or foreign block shows; built by copying, so it is
@@ -136,17 +109,7 @@ impl Background {
     /// anything there.
     #[track_caller]
     pub fn finish(mut self) -> (ExitStatus, Vec<String>) {
-        let deadline = Instant::now() + HANG_GUARD;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the client") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the client did not finish within {HANG_GUARD:?}"
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
+        let status = wait_bounded(&mut self.child, HANG_GUARD);
         // The reader thread ends at the pipe's end of file, which the exit brings.
         let mut rest: Vec<String> = self.lines.iter().collect();
         let stderr = self
@@ -163,10 +126,7 @@ impl Background {
 
 impl Drop for Background {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
@@ -253,3 +213,33 @@ pub fn curl_download(url: &str, output: &std::path::Path, rate: &str) -> Backgro
 
 /// curl's exit status 18: "partial file", the transfer ended before `Content-Length` bytes came.
 pub const CURL_PARTIAL_FILE: i32 = 18;
+
+/// Checks that both downloads of a `length`-byte body were seen as cut: curl exited with
+/// [`CURL_PARTIAL_FILE`] saying the transfer closed early, having written less than `length` bytes
+/// to `output`, and Python's `http.client` raised `IncompleteRead` with fewer bytes.
+#[track_caller]
+pub fn assert_downloads_cut(
+    curl: Background,
+    python: Background,
+    output: &std::path::Path,
+    length: usize,
+    extra: &[&str],
+) {
+    let (status, lines) = curl.finish();
+    assert_eq!(
+        status.code(),
+        Some(CURL_PARTIAL_FILE),
+        "{extra:?}: curl {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("transfer closed with")),
+        "{lines:?}"
+    );
+    let received = std::fs::metadata(output).unwrap().len() as usize;
+    assert!(received < length, "{received}");
+    let outcome = python_outcome(python);
+    assert_eq!(outcome[0], "incomplete", "{extra:?}: {outcome:?}");
+    assert!(outcome[1].parse::<usize>().unwrap() < length);
+}

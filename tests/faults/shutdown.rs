@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::support::{Server, Site, sha256};
-use crate::{CURL_PARTIAL_FILE, curl_download, pattern, python_download, python_outcome};
+use crate::{assert_downloads_cut, curl_download, pattern, python_download, python_outcome};
 
 fn sigterm_lets_transfers_in_flight_finish(extra: &[&str]) {
     const LENGTH: usize = 16 << 20;
@@ -68,23 +68,7 @@ fn transfers_cut_at_the_shutdown_timeout_are_seen_as_cut(extra: &[&str]) {
     let status = server.wait_exit();
     assert_eq!(status.code(), Some(0), "{status:?}: {}", server.stderr());
 
-    let (status, lines) = curl.finish();
-    assert_eq!(
-        status.code(),
-        Some(CURL_PARTIAL_FILE),
-        "{extra:?}: curl {lines:?}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|line| line.contains("transfer closed with")),
-        "{lines:?}"
-    );
-    let received = std::fs::metadata(&output).unwrap().len() as usize;
-    assert!(received < LENGTH, "{received}");
-    let outcome = python_outcome(python);
-    assert_eq!(outcome[0], "incomplete", "{extra:?}: {outcome:?}");
-    assert!(outcome[1].parse::<usize>().unwrap() < LENGTH);
+    assert_downloads_cut(curl, python, &output, LENGTH, extra);
 }
 
 #[test]

@@ -1,10 +1,9 @@
 //! A core subset of the protocol on every backend: each case is a plain `fn(backend: &str)`, and
 //! `for_each_backend!` turns it into one test per backend, named `backends::<case>::<backend>`.
 
-use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{Client, HANG_GUARD, Server, Site, big_content, request, sha256};
+use crate::support::{HANG_GUARD, Server, Site, big_content, fetch_big_file_side_by_side, request};
 
 macro_rules! for_each_backend {
     ($($case:ident),* $(,)?) => {
@@ -92,23 +91,7 @@ fn slow_readers_and_concurrent_clients(backend: &str) {
     let server = start(&site, backend, &["--quiet"]);
     let mut stalled = server.connect();
     stalled.send(request("GET", "/huge.bin", &[]).as_bytes());
-    let handles: Vec<_> = (0..6)
-        .map(|_| {
-            let address = server.address;
-            thread::spawn(move || {
-                let mut client = Client::connect(address);
-                for _ in 0..10 {
-                    assert_eq!(
-                        sha256(&client.get("/big.bin", &[]).body),
-                        sha256(&big_content())
-                    );
-                }
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.join().unwrap();
-    }
+    fetch_big_file_side_by_side(server.address, 6, 10);
     let response = stalled.response(false);
     assert_eq!(response.body.len(), 16 << 20);
 }

@@ -6,7 +6,9 @@ use std::io::{ErrorKind, Read};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::{Client, HANG_GUARD, Server, Site, big_content, request, sha256};
+use crate::support::{
+    Client, HANG_GUARD, Server, Site, exhaust_descriptors, fetch_big_file_side_by_side, request,
+};
 
 #[test]
 fn an_idle_connection_is_closed_after_the_keepalive_timeout() {
@@ -112,32 +114,7 @@ fn at_the_limit_with_none_idle_accepting_pauses() {
 fn running_out_of_descriptors_pauses_accepting_without_spinning() {
     let site = Site::new();
     let server = Server::start_with_fd_limit(&site.root(), 64, &["--max-connections", "1000"]);
-    let mut open = Vec::new();
-    let mut waiting = None;
-    for _ in 0..100 {
-        let mut client = server.connect();
-        client.send(request("GET", "/a.txt", &[]).as_bytes());
-        client
-            .stream
-            .set_read_timeout(Some(Duration::from_secs(1)))
-            .unwrap();
-        match client.try_response(false) {
-            // 500 once the connection got a descriptor but opening the file did not.
-            Ok(response) => {
-                assert!(matches!(response.status, 200 | 500), "{}", response.status);
-                open.push(client);
-            }
-            Err(error) => {
-                assert!(
-                    matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-                    "{error}"
-                );
-                waiting = Some(client);
-                break;
-            }
-        }
-    }
-    let mut waiting = waiting.expect("the server ran out of descriptors before 100 connections");
+    let (mut open, mut waiting) = exhaust_descriptors(&server);
     assert!(
         open.len() > 30,
         "only {} connections were served",
@@ -194,23 +171,7 @@ fn two_workers_share_the_port() {
         server.first_line
     );
     assert!(server.threads() >= 3, "a main thread and two workers");
-    let handles: Vec<_> = (0..8)
-        .map(|_| {
-            let address = server.address;
-            thread::spawn(move || {
-                let mut client = Client::connect(address);
-                for _ in 0..20 {
-                    assert_eq!(
-                        sha256(&client.get("/big.bin", &[]).body),
-                        sha256(&big_content())
-                    );
-                }
-            })
-        })
-        .collect();
-    for handle in handles {
-        handle.join().unwrap();
-    }
+    fetch_big_file_side_by_side(server.address, 8, 20);
 }
 
 #[test]

@@ -1,21 +1,28 @@
-//! Shared helpers of the end-to-end tests: start the built `iomux` as a child process on loopback port
-//! 0 and read its address from the first line of its output, collect its access log and stderr, stop
-//! it by PID when the guard drops; a document root with the files the tests ask for; a raw HTTP/1.1
-//! client for hostile bytes; real clients (curl, Python's `http.client`); and readings from `/proc`.
+//! Shared helpers of the end-to-end tests. Here, for `iomux http`: the server started as a child
+//! process on loopback port 0 with its address read from its first line and its access log collected;
+//! a document root with the files the tests ask for; a raw HTTP/1.1 client for hostile bytes; real
+//! clients (curl, Python's `http.client`). Beside it: [`process`], the child process every server
+//! helper runs (first line, stderr, signals, stop by PID, bounded waits, `/proc`); [`echo`], for
+//! `iomux echo`; [`tools`], for `iomux client`, `iomux load` and their small servers.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod echo;
+pub mod process;
+pub mod tools;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::process::{Command, Output, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use self::process::{Process, wait_until};
 
 /// The longest anything that must happen may take before a test fails: generous, because the machine
 /// is shared and slow and the server is a debug build; it only turns a hang into a failure.
@@ -24,19 +31,26 @@ pub const HANG_GUARD: Duration = Duration::from_secs(30);
 /// The backends every Linux build has.
 pub const BACKENDS: [&str; 3] = ["select", "poll", "epoll"];
 
-/// A running `iomux http` child process, killed by its PID when dropped.
+/// A running `iomux http` child process, killed by its PID when dropped; the child's own calls
+/// (`pid`, `stderr`, `signal`, `wait_exit`, `/proc` readings) are [`Process`]'s.
 pub struct Server {
-    child: Child,
+    process: Process,
     /// The address from the first line of output.
     pub address: SocketAddr,
-    /// The first line of output, verbatim.
-    pub first_line: String,
-    /// The lines printed on stdout after the first (the access log), as they arrive.
-    log: Arc<Mutex<Vec<String>>>,
-    /// Everything printed on stderr so far.
-    stderr: Arc<Mutex<String>>,
-    /// Joined once stdout closes.
-    readers: Vec<thread::JoinHandle<()>>,
+}
+
+impl Deref for Server {
+    type Target = Process;
+
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
 }
 
 impl Server {
@@ -59,66 +73,14 @@ impl Server {
 
     #[track_caller]
     fn start_command(mut command: Command, root: &Path, args: &[&str]) -> Server {
-        let mut child = command
+        command
             .arg("http")
             .arg(root)
             .args(["--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn iomux http");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let errors = Arc::new(Mutex::new(String::new()));
-        let (first_sender, first) = mpsc::channel();
-        let log_writer = Arc::clone(&log);
-        let out_reader = thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = first_sender.send(line);
-            }
-            for line in lines.map_while(Result::ok) {
-                lock(&log_writer).push(line);
-            }
-        });
-        let error_writer = Arc::clone(&errors);
-        let err_reader = thread::spawn(move || {
-            let mut reader = BufReader::new(stderr);
-            let mut line = String::new();
-            while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
-                lock(&error_writer).push_str(&line);
-                line.clear();
-            }
-        });
-        let first_line = match first.recv_timeout(HANG_GUARD) {
-            Ok(line) => line,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let _ = err_reader.join();
-                panic!(
-                    "iomux http printed no first line; stderr: {}",
-                    lock(&errors)
-                );
-            }
-        };
-        let address = parse_listening_line(&first_line);
-        Server {
-            child,
-            address,
-            first_line,
-            log,
-            stderr: errors,
-            readers: vec![out_reader, err_reader],
-        }
-    }
-
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+            .args(args);
+        let process = Process::start(&mut command, "iomux http");
+        let address = parse_listening_line(&process.first_line);
+        Server { process, address }
     }
 
     /// A new raw connection to the server.
@@ -132,133 +94,35 @@ impl Server {
         format!("http://{}{path}", self.address)
     }
 
-    /// The access log lines so far.
+    /// The access log lines so far (stdout after the first line).
     pub fn log(&self) -> Vec<String> {
-        lock(&self.log).clone()
+        self.process.lines()
     }
 
     /// Waits until the access log has at least `count` lines, and returns them.
     #[track_caller]
     pub fn wait_for_log_lines(&self, count: usize) -> Vec<String> {
-        let deadline = Instant::now() + HANG_GUARD;
-        loop {
-            let log = self.log();
-            if log.len() >= count {
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
+        wait_until(HANG_GUARD, || match self.log() {
+            log if log.len() >= count => Ok(log),
+            log => Err(format!(
                 "the access log never reached {count} lines: {log:?}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+            )),
+        })
     }
 
     /// Waits until an access log line contains `needle`, and returns it.
     #[track_caller]
     pub fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + HANG_GUARD;
-        loop {
-            if let Some(line) = self.log().into_iter().find(|line| line.contains(needle)) {
-                return line;
+        wait_until(HANG_GUARD, || {
+            let log = self.log();
+            match log.iter().find(|line| line.contains(needle)) {
+                Some(line) => Ok(line.clone()),
+                None => Err(format!(
+                    "no access log line contains {needle:?}; log: {log:?}"
+                )),
             }
-            assert!(
-                Instant::now() < deadline,
-                "no access log line contains {needle:?}; log: {:?}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        })
     }
-
-    /// What the server printed on stderr so far.
-    pub fn stderr(&self) -> String {
-        lock(&self.stderr).clone()
-    }
-
-    /// Waits until stderr contains `needle`.
-    #[track_caller]
-    pub fn wait_for_stderr(&self, needle: &str) -> String {
-        let deadline = Instant::now() + HANG_GUARD;
-        loop {
-            let stderr = self.stderr();
-            if stderr.contains(needle) {
-                return stderr;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "stderr never contained {needle:?}; it holds: {stderr}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends `signal` (a name for kill(1), e.g. "TERM") to the server.
-    #[track_caller]
-    pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
-    /// Waits for the server to exit (at most [`HANG_GUARD`]) and returns its status.
-    #[track_caller]
-    pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + HANG_GUARD;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for iomux") {
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
-                return status;
-            }
-            assert!(Instant::now() < deadline, "iomux http did not exit");
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// User + system CPU time the server has used so far (from `/proc/PID/stat`).
-    pub fn cpu_time(&self) -> Duration {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("read stat");
-        // Fields after the command name (which is in parentheses and may hold spaces).
-        let after = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64)
-    }
-
-    /// The server's resident set size in KiB (`VmRSS` of `/proc/PID/status`).
-    pub fn rss_kib(&self) -> u64 {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/PID/status")
-    }
-
-    /// How many threads the server runs.
-    pub fn threads(&self) -> usize {
-        fs::read_dir(format!("/proc/{}/task", self.pid()))
-            .expect("read task dir")
-            .count()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Child::kill signals the child's own PID; nothing else is touched.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The address in `iomux http: listening on http://ADDR:PORT/ (backend B, workers N)`.
@@ -272,17 +136,6 @@ pub fn parse_listening_line(line: &str) -> SocketAddr {
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
     assert!(tail.ends_with(')'), "unexpected first line: {line:?}");
     address.parse().expect("the address parses")
-}
-
-fn clock_ticks_per_second() -> u64 {
-    let output = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .expect("run getconf");
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .expect("CLK_TCK is a number")
 }
 
 /// A document root in a temporary directory, with a directory beside it that is outside the root.
@@ -568,6 +421,61 @@ pub fn python(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stdout)
     );
     String::from_utf8(output.stdout).expect("python printed UTF-8")
+}
+
+/// Opens connections to `server`, each asking for `/a.txt`, until one is not answered within a
+/// second: the server is out of fds and that one waits in the listen backlog. Each answer must be 200,
+/// or 500 once the connection got a descriptor but opening the file did not. Returns the answered
+/// connections, still open, and the waiting one; fails if 100 connections were all answered.
+#[track_caller]
+pub fn exhaust_descriptors(server: &Server) -> (Vec<Client>, Client) {
+    let mut open = Vec::new();
+    for _ in 0..100 {
+        let mut client = server.connect();
+        client.send(request("GET", "/a.txt", &[]).as_bytes());
+        client
+            .stream
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        match client.try_response(false) {
+            Ok(response) => {
+                assert!(matches!(response.status, 200 | 500), "{}", response.status);
+                open.push(client);
+            }
+            Err(error) => {
+                assert!(
+                    matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ),
+                    "{error}"
+                );
+                return (open, client);
+            }
+        }
+    }
+    panic!("the server ran out of descriptors before 100 connections");
+}
+
+/// `clients` clients side by side, each on one keep-alive connection to `address`, each getting
+/// `/big.bin` `rounds` times and checking every copy against [`big_content`].
+#[track_caller]
+pub fn fetch_big_file_side_by_side(address: SocketAddr, clients: usize, rounds: usize) {
+    let expected = sha256(&big_content());
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let expected = expected.clone();
+            thread::spawn(move || {
+                let mut client = Client::connect(address);
+                for _ in 0..rounds {
+                    assert_eq!(sha256(&client.get("/big.bin", &[]).body), expected);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
 }
 
 /// SHA-256 of `bytes`, in hex.

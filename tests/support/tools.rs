@@ -1,16 +1,18 @@
 //! Helpers for the end-to-end tests of `iomux client`, `iomux load` and the examples: running the built
-//! command with a hang guard, a child killed by PID when its guard drops, and small servers on
-//! loopback port 0 (an echo server on iomux's runtime, one that closes every connection at once).
-#![allow(dead_code)] // each test binary uses its own part of these helpers
+//! command with a hang guard (longer than the servers' tests: 120 s), a child killed by PID when its
+//! guard drops, and small servers on loopback port 0 (an echo server on iomux's runtime, one that
+//! closes every connection at once).
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iomux::net::TcpListener;
+
+use super::process;
 use iomux::runtime::{Runtime, sleep, spawn};
 
 /// Generous: a debug build under a loaded machine; no test should come near it.
@@ -22,8 +24,7 @@ pub struct ChildGuard(pub Child);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        process::stop(&mut self.0);
     }
 }
 
@@ -83,18 +84,7 @@ pub fn run_iomux(args: &[&str], stdin: &[u8]) -> Output {
 /// Waits for `child`, killing it and failing the test if it outlives [`HANG_GUARD`].
 #[track_caller]
 pub fn wait_bounded(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + HANG_GUARD;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for the child") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the child did not finish within {HANG_GUARD:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+    process::wait_bounded(child, HANG_GUARD)
 }
 
 /// Whether the big cases run scaled down: `IOMUX_TEST_SCALE=small`, which `scripts/valgrind.sh` sets
