@@ -296,7 +296,9 @@ def measure_idle(run, rnd, server, pid, target, count, first):
         cmd = [PEERS_BIN / "idle_conns", target, "-n", count, *first, "--hold", 120]
         name = run.raw_name("idle", server, f"r{rnd}")
         opener = spawn(run, cmd, name, f"idle opener -> {server}", stdin=subprocess.PIPE)
-        match = wait_first_line(opener, r"^ready (\d+) (\d+)", timeout=90)
+        # poll scans every open connection on each wait, so opening 10,000 one after another with a
+        # round trip each is quadratic there: 70-95 s on the 2-core test machine.
+        match = wait_first_line(opener, r"^ready (\d+) (\d+)", timeout=300)
         opened, failed = int(match.group(1)), int(match.group(2))
         time.sleep(0.5)
         after = rss_kib(pid)
