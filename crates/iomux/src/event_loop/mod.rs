@@ -234,7 +234,7 @@ impl Builder {
             signal: libc::SIGPIPE,
             source,
         })?;
-        let mut selector = Selector::<Source<H>>::builder()
+        let mut selector = Selector::builder()
             .backend(self.backend)
             .waker(self.waker)
             .build()?;

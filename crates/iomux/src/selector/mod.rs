@@ -106,7 +106,7 @@ pub struct Selector<T> {
 ///
 /// ```
 /// use iomux::selector::{BackendKind, Selector, WakerKind};
-/// let selector: Selector<u32> = Selector::<u32>::builder()
+/// let selector: Selector<u32> = Selector::builder()
 ///     .backend(BackendKind::Poll)
 ///     .waker(WakerKind::Pipe)
 ///     .build()?;
@@ -117,6 +117,16 @@ pub struct Selector<T> {
 pub struct Builder {
     backend: BackendKind,
     waker: WakerKind,
+}
+
+impl Default for Builder {
+    /// The best backend for this platform and the waker it prefers.
+    fn default() -> Builder {
+        Builder {
+            backend: BackendKind::best(),
+            waker: WakerKind::Auto,
+        }
+    }
 }
 
 impl Builder {
@@ -161,13 +171,22 @@ impl Builder {
     }
 }
 
+impl Selector<()> {
+    /// A builder, to choose the backend and the waker's kernel object. [`Builder::build`] chooses the
+    /// type of the registrations' data, so `Selector::builder()` needs no annotation (the `()` here is
+    /// only where the function lives, as `HashMap::new` lives with the default hasher).
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
 impl<T> Selector<T> {
     /// A selector over the best backend for this platform (epoll on Linux, poll elsewhere).
     ///
     /// # Errors
     /// [`Error::Os`] if the kernel refuses to create it.
     pub fn new() -> Result<Selector<T>, Error> {
-        Self::builder().build()
+        Builder::default().build()
     }
 
     /// A selector over the given backend.
@@ -175,15 +194,7 @@ impl<T> Selector<T> {
     /// # Errors
     /// As [`Builder::build`].
     pub fn with_backend(backend: BackendKind) -> Result<Selector<T>, Error> {
-        Self::builder().backend(backend).build()
-    }
-
-    /// A builder, to choose the backend and the waker's kernel object.
-    pub fn builder() -> Builder {
-        Builder {
-            backend: BackendKind::best(),
-            waker: WakerKind::Auto,
-        }
+        Builder::default().backend(backend).build()
     }
 
     /// The backend in use.

@@ -211,7 +211,7 @@ fn modify_of_a_closed_fd_keeps_the_registration_consistent(kind: BackendKind) {
 fn close_releases_every_fd_it_opened(kind: BackendKind) {
     for close in [true, false] {
         let before = next_fd_number();
-        let mut selector: Selector<()> = Selector::<()>::builder()
+        let mut selector: Selector<()> = Selector::builder()
             .backend(kind)
             .waker(iomux::selector::WakerKind::Pipe)
             .build()

@@ -30,7 +30,7 @@ const WAKER_KINDS: [WakerKind; 2] = [WakerKind::EventFd, WakerKind::Pipe];
 
 #[track_caller]
 fn selector_with<T>(kind: BackendKind, waker: WakerKind) -> Selector<T> {
-    Selector::<T>::builder()
+    Selector::builder()
         .backend(kind)
         .waker(waker)
         .build()
